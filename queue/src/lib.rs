@@ -1,0 +1,37 @@
+//! drover's durable core: the job model, the status machine, the `Store` seam and its
+//! backends, and the notifier that wakes workers across processes.
+
+#[macro_use]
+mod row;
+
+pub mod job;
+pub mod migrate;
+pub mod notifier;
+pub mod operator;
+pub mod postgres;
+mod queue_stats;
+pub mod sqlite;
+pub mod status;
+pub mod store;
+
+pub use job::{FailureKind, Job, JobFailure, JobId, NewJob, Priority, Timeouts};
+pub use notifier::{LocalNotifier, Notifier, Signal};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use status::{JobStatus, Transition};
+pub use store::*;
+
+use std::sync::Arc;
+
+/// Open the store a URL names: `sqlite://path`, `postgres://…` (optionally `?schema=name`).
+pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, options).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, options).await?))
+    } else {
+        Err(StoreError::Backend(format!(
+            "unsupported store URL `{url}`: expected sqlite://path or postgres://…"
+        )))
+    }
+}

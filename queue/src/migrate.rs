@@ -1,0 +1,41 @@
+//! Versioned migrations from `migrations/<backend>/NNNN_name.sql`, embedded in the binary.
+//! Each backend applies the ones its `drover_migrations` table lacks, in order, each in its
+//! own transaction, holding a lock so that many processes starting at once apply each once.
+
+/// One migration file.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// SQLite migrations, oldest first.
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+}];
+
+/// PostgreSQL migrations, oldest first.
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../../migrations/postgres/0001_init.sql"),
+}];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_and_match_both_backends() {
+        for set in [SQLITE, POSTGRES] {
+            for (i, m) in set.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1);
+                assert!(!m.sql.trim().is_empty());
+            }
+        }
+        assert_eq!(SQLITE.len(), POSTGRES.len());
+    }
+}

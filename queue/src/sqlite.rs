@@ -1,0 +1,904 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! All writes go through a single pooled connection (SQLite has one writer at a time; one
+//! connection avoids lock contention inside the process) in `BEGIN IMMEDIATE` transactions,
+//! so read-then-write sequences cannot hit a stale snapshot. Reads use their own pool.
+//! Other processes on the same file (the CLI, say) wait on the busy timeout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::{Executor, Row};
+
+use crate::job::{
+    from_millis, now_millis, to_millis, Job, JobFailure, JobId, NewJob,
+};
+use crate::migrate;
+use crate::notifier::{LocalNotifier, Notifier, Signal};
+use crate::operator::{self, Change, OperatorAction, Settle};
+use crate::row::status_event;
+use crate::status::{JobStatus, Transition};
+use crate::queue_stats::QueueStatsBuilder;
+use crate::store::*;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    notifier: Arc<LocalNotifier>,
+    options: StoreOptions,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path`.
+    pub async fn open(path: impl AsRef<Path>, options: StoreOptions) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            notifier: Arc::new(LocalNotifier::default()),
+            options,
+            path,
+        })
+    }
+
+    /// Open from a `sqlite://path` (or `sqlite:path`) URL.
+    pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::Backend(format!("not an sqlite URL: {url}")))?;
+        let path = path.split('?').next().unwrap_or(path);
+        Self::open(path, options).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> StoreResult<Option<Job>> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(|r| job_from_row!(r)).transpose()
+    }
+
+    /// The job behind `fence`, if the fence still holds; `Fenced` or `NotFound` otherwise.
+    async fn fenced_job(conn: &mut SqliteConnection, fence: Fence) -> StoreResult<Job> {
+        let job = Self::fetch_job(conn, fence.job)
+            .await?
+            .ok_or(StoreError::NotFound(fence.job))?;
+        if job.lease_epoch != fence.epoch || job.status != JobStatus::Running {
+            return Err(StoreError::Fenced {
+                job: fence.job,
+                epoch: fence.epoch,
+            });
+        }
+        Ok(job)
+    }
+
+    async fn push_event(
+        conn: &mut SqliteConnection,
+        job: JobId,
+        seq: i64,
+        kind: &str,
+        data: &Value,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO job_events (job_id, seq, kind, data, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(job)
+        .bind(seq)
+        .bind(kind)
+        .bind(Json(data))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Bump the job's event counter and append an event in the same transaction.
+    async fn append(
+        conn: &mut SqliteConnection,
+        job: JobId,
+        kind: &str,
+        data: &Value,
+        now: i64,
+    ) -> StoreResult<i64> {
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE jobs SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq",
+        )
+        .bind(job)
+        .fetch_one(&mut *conn)
+        .await?;
+        Self::push_event(conn, job, seq, kind, data, now).await?;
+        Ok(seq)
+    }
+
+    /// Write `job`'s status-bearing columns and append its `status` event.
+    async fn save_status(
+        conn: &mut SqliteConnection,
+        job: &Job,
+        settle: Option<&Settle>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let finished = job.status.is_terminal().then_some(now);
+        sqlx::query(
+            "UPDATE jobs SET status = ?, attempt = ?, run_at = ?, result = ?, error = ?, \
+             lease_owner = ?, lease_expires_at = ?, pause_requested = ?, cancel_requested = ?, \
+             updated_at = ?, finished_at = coalesce(finished_at, ?) WHERE id = ?",
+        )
+        .bind(job.status.as_str())
+        .bind(job.attempt as i32)
+        .bind(to_millis(job.run_at))
+        .bind(job.result.as_ref().map(Json))
+        .bind(job.error.as_ref().map(Json))
+        .bind(&job.lease_owner)
+        .bind(job.lease_expires_at.map(to_millis))
+        .bind(job.pause_requested)
+        .bind(job.cancel_requested)
+        .bind(now)
+        .bind(finished)
+        .bind(job.id)
+        .execute(&mut *conn)
+        .await?;
+        Self::append(conn, job.id, "status", &status_event(job, settle), now).await?;
+        Ok(())
+    }
+
+    async fn insert(
+        &self,
+        conn: &mut SqliteConnection,
+        new: NewJob,
+        now: i64,
+        depth: &mut std::collections::HashMap<String, u64>,
+    ) -> StoreResult<Enqueued> {
+        new.validate()?;
+        let fingerprint = new.fingerprint();
+        if let Some(key) = &new.idempotency_key {
+            let existing = sqlx::query("SELECT * FROM jobs WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = existing {
+                let stored: Option<String> = row.try_get("fingerprint")?;
+                let job = job_from_row!(&row)?;
+                return if stored.as_deref() == Some(fingerprint.as_str()) {
+                    Ok(Enqueued::Existing(job))
+                } else {
+                    Err(StoreError::IdempotencyConflict {
+                        key: key.clone(),
+                        existing: job.id,
+                    })
+                };
+            }
+        }
+        let queue = new.queue_name().to_string();
+        if let Some(max) = self.options.max_queue_size {
+            let held = match depth.get(&queue) {
+                Some(n) => *n,
+                None => {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM jobs WHERE queue = ? \
+                         AND status IN ('queued', 'running', 'paused')",
+                    )
+                    .bind(&queue)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    n as u64
+                }
+            };
+            if held >= max {
+                return Err(StoreError::QueueFull { queue, max });
+            }
+            depth.insert(queue.clone(), held + 1);
+        }
+        let id = uuid::Uuid::now_v7();
+        let max_attempts = new
+            .max_attempts
+            .unwrap_or(self.options.default_max_attempts());
+        let run_at = new.run_at.map(to_millis).unwrap_or(now);
+        let secs = |v: Option<u64>| v.map(|s| s as i64);
+        let row = sqlx::query(
+            "INSERT INTO jobs (id, queue, kind, goal, config, priority, created_by, \
+             idempotency_key, fingerprint, run_at, max_attempts, job_timeout, step_timeout, \
+             api_timeout, status, event_seq, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 1, ?, ?) RETURNING *",
+        )
+        .bind(id)
+        .bind(&queue)
+        .bind(&new.kind)
+        .bind(&new.goal)
+        .bind(Json(&new.config))
+        .bind(new.priority.rank())
+        .bind(&new.created_by)
+        .bind(&new.idempotency_key)
+        .bind(&fingerprint)
+        .bind(run_at)
+        .bind(max_attempts as i32)
+        .bind(secs(new.timeouts.job_timeout))
+        .bind(secs(new.timeouts.step_timeout))
+        .bind(secs(new.timeouts.api_timeout))
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        let job = job_from_row!(&row)?;
+        Self::push_event(conn, id, 1, "status", &status_event(&job, None), now).await?;
+        Ok(Enqueued::Created(job))
+    }
+
+    fn wake(&self, results: &[Enqueued]) {
+        let mut queues: Vec<&str> = results
+            .iter()
+            .filter(|r| r.is_created())
+            .map(|r| r.job().queue.as_str())
+            .collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for queue in queues {
+            self.notifier.publish(Signal::JobsAvailable {
+                queue: Some(queue.to_string()),
+            });
+        }
+    }
+
+    async fn operator(&self, id: JobId, action: OperatorAction) -> StoreResult<Job> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let mut job = Self::fetch_job(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
+        let change = operator::decide(action, &job)
+            .map_err(|source| StoreError::IllegalTransition { job: id, source })?;
+        match change {
+            Change::Move(status) => {
+                job.status = status;
+                if status == JobStatus::Queued {
+                    job.run_at = from_millis(now);
+                }
+                Self::save_status(&mut tx, &job, None, now).await?;
+            }
+            Change::Request {
+                pause_requested,
+                cancel_requested,
+            } => {
+                sqlx::query(
+                    "UPDATE jobs SET pause_requested = ?, cancel_requested = ?, updated_at = ? \
+                     WHERE id = ?",
+                )
+                .bind(pause_requested)
+                .bind(cancel_requested)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let job = Self::fetch_job(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
+        tx.commit().await?;
+        match change {
+            Change::Request { .. } => self.notifier.publish(Signal::Control { job: id }),
+            Change::Move(JobStatus::Queued) => self.notifier.publish(Signal::JobsAvailable {
+                queue: Some(job.queue.clone()),
+            }),
+            Change::Move(_) => {}
+        }
+        Ok(job)
+    }
+
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO queues (name, paused, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(paused)
+        .bind(now_millis())
+        .execute(&self.writer)
+        .await?;
+        if !paused {
+            self.notifier.publish(Signal::JobsAvailable {
+                queue: Some(name.to_string()),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn checkpoint_from_row(row: &SqliteRow) -> StoreResult<Checkpoint> {
+    let state: Vec<u8> = row.try_get("state")?;
+    Ok(Checkpoint {
+        job_id: row.try_get("job_id")?,
+        seq: row.try_get("seq")?,
+        step: row.try_get("step")?,
+        size: state.len(),
+        state,
+        compressed: row.try_get("compressed")?,
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
+
+fn worker_from_row(row: &SqliteRow) -> StoreResult<WorkerInfo> {
+    Ok(WorkerInfo {
+        id: row.try_get("id")?,
+        host: row.try_get("host")?,
+        pid: row.try_get::<i64, _>("pid")? as u32,
+        slots: row.try_get::<i64, _>("slots")? as u32,
+        busy: row.try_get::<i64, _>("busy")? as u32,
+        started_at: from_millis(row.try_get("started_at")?),
+        last_heartbeat: from_millis(row.try_get("last_heartbeat")?),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        self.notifier.clone()
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS drover_migrations (version INTEGER PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM drover_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        let applied = applied.unwrap_or(0);
+        let pending: Vec<&migrate::Migration> =
+            migrate::SQLITE.iter().filter(|m| m.version > applied).collect();
+        for m in pending {
+            (&mut *tx).execute(m.sql).await?;
+            sqlx::query("INSERT INTO drover_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(now_millis())
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version = m.version, name = m.name, "applied sqlite migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued> {
+        let mut results = self.enqueue_batch(vec![job]).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Backend("enqueue stored nothing".into()))
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
+        for job in &jobs {
+            job.validate()?;
+        }
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let mut depth = Default::default();
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            results.push(self.insert(&mut tx, job, now, &mut depth).await?);
+        }
+        tx.commit().await?;
+        self.wake(&results);
+        Ok(results)
+    }
+
+    async fn get(&self, id: JobId) -> StoreResult<Job> {
+        let mut conn = self.reader.acquire().await?;
+        Self::fetch_job(&mut conn, id)
+            .await?
+            .ok_or(StoreError::NotFound(id))
+    }
+
+    async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
+        let limit = filter.limit.clamp(1, 1000);
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) \
+             AND (?3 IS NULL OR created_by = ?3) AND (?4 IS NULL OR id < ?4) \
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.kind)
+        .bind(&filter.created_by)
+        .bind(filter.before)
+        .bind(limit as i64 + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut jobs = rows
+            .iter()
+            .map(|r| job_from_row!(r))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next = if jobs.len() > limit {
+            jobs.truncate(limit);
+            jobs.last().map(|j| j.id)
+        } else {
+            None
+        };
+        Ok(JobPage { jobs, next })
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> StoreResult<Vec<Lease>> {
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let expires = now.saturating_add(millis(request.lease_ttl));
+        let queues = serde_json::to_string(&request.queues).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, \
+             lease_epoch = lease_epoch + 1, lease_owner = ?1, lease_expires_at = ?2, \
+             pause_requested = 0, cancel_requested = 0, \
+             started_at = coalesce(started_at, ?3), updated_at = ?3, event_seq = event_seq + 1 \
+             WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= ?3 \
+               AND queue NOT IN (SELECT name FROM queues WHERE paused) \
+               AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4))) \
+               ORDER BY priority, run_at, id LIMIT ?5) \
+             RETURNING *",
+        )
+        .bind(&request.worker_id)
+        .bind(expires)
+        .bind(now)
+        .bind(&queues)
+        .bind(claim_limit(request))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut leases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job = job_from_row!(row)?;
+            let seq: i64 = row.try_get("event_seq")?;
+            Self::push_event(&mut tx, job.id, seq, "status", &status_event(&job, None), now)
+                .await?;
+            leases.push(Lease {
+                epoch: job.lease_epoch,
+                expires_at: from_millis(expires),
+                job,
+            });
+        }
+        tx.commit().await?;
+        leases.sort_by(|a, b| {
+            (a.job.priority, a.job.run_at, a.job.id).cmp(&(b.job.priority, b.job.run_at, b.job.id))
+        });
+        Ok(leases)
+    }
+
+    async fn renew(&self, fences: &[Fence], ttl: Duration) -> StoreResult<Vec<Renewal>> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let expires = now.saturating_add(millis(ttl));
+        let mut out = Vec::with_capacity(fences.len());
+        for fence in fences {
+            let row = sqlx::query(
+                "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_epoch = ? \
+                 AND status = 'running' RETURNING pause_requested, cancel_requested",
+            )
+            .bind(expires)
+            .bind(fence.job)
+            .bind(fence.epoch)
+            .fetch_optional(&mut *tx)
+            .await?;
+            out.push(match row {
+                Some(row) => Renewal::Held {
+                    pause_requested: row.try_get("pause_requested")?,
+                    cancel_requested: row.try_get("cancel_requested")?,
+                },
+                None => Renewal::Lost,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn checkpoint(
+        &self,
+        fence: Fence,
+        checkpoint: NewCheckpoint,
+        keep: usize,
+    ) -> StoreResult<i64> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        Self::fenced_job(&mut tx, fence).await?;
+        let seq: i64 = sqlx::query_scalar(
+            "SELECT coalesce(max(seq), 0) + 1 FROM checkpoints WHERE job_id = ?",
+        )
+        .bind(fence.job)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO checkpoints (job_id, seq, step, state, compressed, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(fence.job)
+        .bind(seq)
+        .bind(&checkpoint.step)
+        .bind(&checkpoint.state)
+        .bind(checkpoint.compressed)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM checkpoints WHERE job_id = ? AND seq <= ?")
+            .bind(fence.job)
+            .bind(seq - keep.max(1) as i64)
+            .execute(&mut *tx)
+            .await?;
+        let data = json!({"seq": seq, "step": checkpoint.step, "size": checkpoint.state.len()});
+        Self::append(&mut tx, fence.job, "checkpoint", &data, now).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>> {
+        let row = sqlx::query("SELECT * FROM checkpoints WHERE job_id = ? ORDER BY seq DESC LIMIT 1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(checkpoint_from_row).transpose()
+    }
+
+    async fn checkpoints(&self, id: JobId) -> StoreResult<Vec<Checkpoint>> {
+        let rows = sqlx::query("SELECT * FROM checkpoints WHERE job_id = ? ORDER BY seq")
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        Self::fenced_job(&mut tx, fence).await?;
+        if kind == "progress" {
+            sqlx::query("UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?")
+                .bind(Json(&data))
+                .bind(now)
+                .bind(fence.job)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let seq = Self::append(&mut tx, fence.job, kind, &data, now).await?;
+        tx.commit().await?;
+        self.notifier.publish(Signal::Event {
+            job: fence.job,
+            seq,
+        });
+        Ok(seq)
+    }
+
+    async fn events(&self, id: JobId, after: i64, limit: usize) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(id)
+        .bind(after)
+        .bind(limit.min(10_000) as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let data: Json<Value> = row.try_get("data")?;
+                Ok(Event {
+                    job_id: row.try_get("job_id")?,
+                    seq: row.try_get("seq")?,
+                    kind: row.try_get("kind")?,
+                    data: data.0,
+                    created_at: from_millis(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let mut job = match Self::fenced_job(&mut tx, fence).await {
+            Ok(job) => job,
+            Err(StoreError::Fenced { .. }) => {
+                // A retried completion whose first try committed is not an error.
+                let job = Self::fetch_job(&mut tx, fence.job)
+                    .await?
+                    .ok_or(StoreError::NotFound(fence.job))?;
+                if job.status == JobStatus::Completed && job.lease_epoch == fence.epoch {
+                    return Ok(job);
+                }
+                return Err(StoreError::Fenced {
+                    job: fence.job,
+                    epoch: fence.epoch,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        job.status = job
+            .status
+            .apply(Transition::Complete)
+            .map_err(|source| StoreError::IllegalTransition { job: job.id, source })?;
+        job.result = Some(result);
+        job.lease_expires_at = None;
+        Self::save_status(&mut tx, &job, None, now).await?;
+        let job = Self::fetch_job(&mut tx, fence.job)
+            .await?
+            .ok_or(StoreError::NotFound(fence.job))?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    async fn fail(
+        &self,
+        fence: Fence,
+        failure: JobFailure,
+        retry_in: Option<Duration>,
+    ) -> StoreResult<Job> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let mut job = Self::fenced_job(&mut tx, fence).await?;
+        job.status = operator::after_failure(&job, retry_in.is_some());
+        if job.status == JobStatus::Queued {
+            let delay = retry_in.map(millis).unwrap_or(0);
+            job.run_at = from_millis(now.saturating_add(delay));
+            job.lease_owner = None;
+        }
+        job.error = Some(failure);
+        job.lease_expires_at = None;
+        Self::save_status(&mut tx, &job, None, now).await?;
+        let job = Self::fetch_job(&mut tx, fence.job)
+            .await?
+            .ok_or(StoreError::NotFound(fence.job))?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    async fn release(&self, fence: Fence, how: Release) -> StoreResult<Job> {
+        let settle = match how {
+            Release::Shutdown => Settle::Shutdown,
+            Release::Pause => Settle::Pause,
+            Release::Cancel => Settle::Cancel,
+        };
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let mut job = Self::fenced_job(&mut tx, fence).await?;
+        let settled = settle.outcome(&job);
+        job.status = settled.status;
+        job.attempt = settled.attempt;
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+        job.pause_requested = false;
+        job.cancel_requested = false;
+        if job.status == JobStatus::Queued {
+            job.run_at = from_millis(now);
+        }
+        Self::save_status(&mut tx, &job, Some(&settle), now).await?;
+        let job = Self::fetch_job(&mut tx, fence.job)
+            .await?
+            .ok_or(StoreError::NotFound(fence.job))?;
+        tx.commit().await?;
+        if job.status == JobStatus::Queued {
+            self.notifier.publish(Signal::JobsAvailable {
+                queue: Some(job.queue.clone()),
+            });
+        }
+        Ok(job)
+    }
+
+    async fn pause(&self, id: JobId) -> StoreResult<Job> {
+        self.operator(id, OperatorAction::Pause).await
+    }
+
+    async fn resume(&self, id: JobId) -> StoreResult<Job> {
+        self.operator(id, OperatorAction::Resume).await
+    }
+
+    async fn cancel(&self, id: JobId) -> StoreResult<Job> {
+        self.operator(id, OperatorAction::Cancel).await
+    }
+
+    async fn reap_expired(&self, limit: usize) -> StoreResult<Vec<Reaped>> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ? \
+             ORDER BY lease_expires_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit.min(10_000) as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut reaped = Vec::with_capacity(rows.len());
+        let mut requeued = false;
+        for row in &rows {
+            let mut job = job_from_row!(row)?;
+            let previous_owner = job.lease_owner.clone();
+            let settled = Settle::LeaseExpired.outcome(&job);
+            job.status = settled.status;
+            job.attempt = settled.attempt;
+            if settled.error.is_some() {
+                job.error = settled.error;
+            }
+            job.lease_owner = None;
+            job.lease_expires_at = None;
+            job.pause_requested = false;
+            job.cancel_requested = false;
+            if job.status == JobStatus::Queued {
+                job.run_at = from_millis(now);
+                requeued = true;
+            }
+            Self::save_status(&mut tx, &job, Some(&Settle::LeaseExpired), now).await?;
+            reaped.push(Reaped {
+                job: job.id,
+                previous_owner,
+                status: job.status,
+            });
+        }
+        tx.commit().await?;
+        if requeued {
+            self.notifier.publish(Signal::JobsAvailable { queue: None });
+        }
+        Ok(reaped)
+    }
+
+    async fn next_run_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let now = now_millis();
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at > ?",
+        )
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(next.map(from_millis))
+    }
+
+    async fn pause_queue(&self, name: &str) -> StoreResult<()> {
+        self.set_queue_paused(name, true).await
+    }
+
+    async fn resume_queue(&self, name: &str) -> StoreResult<()> {
+        self.set_queue_paused(name, false).await
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueStats>> {
+        let now = now_millis();
+        let rows = sqlx::query(
+            "SELECT queue, status, priority, count(*) AS n, \
+             min(CASE WHEN status = 'queued' AND run_at <= ?1 THEN run_at END) AS oldest \
+             FROM jobs WHERE status IN ('queued', 'running', 'paused') \
+             GROUP BY queue, status, priority",
+        )
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await?;
+        let paused = sqlx::query("SELECT name, paused FROM queues")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut stats = QueueStatsBuilder::default();
+        for row in &paused {
+            stats.paused(row.try_get("name")?, row.try_get("paused")?);
+        }
+        for row in &rows {
+            stats.add(
+                row.try_get("queue")?,
+                row.try_get("status")?,
+                row.try_get("priority")?,
+                row.try_get::<i64, _>("n")? as u64,
+                row.try_get("oldest")?,
+            );
+        }
+        Ok(stats.finish(now))
+    }
+
+    async fn heartbeat_worker(&self, worker: &WorkerInfo) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, slots, busy, started_at, last_heartbeat) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+             slots = excluded.slots, busy = excluded.busy, last_heartbeat = excluded.last_heartbeat",
+        )
+        .bind(&worker.id)
+        .bind(&worker.host)
+        .bind(worker.pid as i64)
+        .bind(worker.slots as i64)
+        .bind(worker.busy as i64)
+        .bind(to_millis(worker.started_at))
+        .bind(now_millis())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_worker(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM workers WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn workers(&self, within: Duration) -> StoreResult<Vec<WorkerInfo>> {
+        let rows = sqlx::query("SELECT * FROM workers WHERE last_heartbeat >= ? ORDER BY id")
+            .bind(now_millis().saturating_sub(millis(within)))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(worker_from_row).collect()
+    }
+
+    async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        let now = now_millis();
+        let row = sqlx::query(
+            "INSERT INTO leaders (name, holder, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE leaders.holder = excluded.holder OR leaders.expires_at < ?4 \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.saturating_add(millis(ttl)))
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn resign(&self, name: &str, holder: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM leaders WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
