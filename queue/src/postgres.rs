@@ -688,7 +688,7 @@ impl Store for PgStore {
             "UPDATE jobs j SET lease_expires_at = drover_now() + $3 \
              FROM unnest($1::uuid[], $2::bigint[]) AS f(id, epoch) \
              WHERE j.id = f.id AND j.lease_epoch = f.epoch AND j.status = 'running' \
-             RETURNING j.id, j.pause_requested, j.cancel_requested",
+             RETURNING j.id, j.lease_epoch, j.pause_requested, j.cancel_requested",
         )
         .bind(&ids)
         .bind(&epochs)
@@ -698,8 +698,9 @@ impl Store for PgStore {
         let mut held = HashMap::with_capacity(rows.len());
         for row in &rows {
             let id: JobId = row.try_get("id")?;
+            let epoch: i64 = row.try_get("lease_epoch")?;
             held.insert(
-                id,
+                (id, epoch),
                 Renewal::Held {
                     pause_requested: row.try_get("pause_requested")?,
                     cancel_requested: row.try_get("cancel_requested")?,
@@ -708,7 +709,7 @@ impl Store for PgStore {
         }
         Ok(fences
             .iter()
-            .map(|f| held.get(&f.job).copied().unwrap_or(Renewal::Lost))
+            .map(|f| held.get(&(f.job, f.epoch)).copied().unwrap_or(Renewal::Lost))
             .collect())
     }
 

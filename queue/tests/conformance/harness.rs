@@ -1,0 +1,91 @@
+//! Opens an isolated store per test: a fresh SQLite file, or a fresh PostgreSQL schema.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_queue::{PgStore, SqliteStore, Store, StoreOptions};
+
+/// The PostgreSQL server tests use (`DROVER_TEST_PG` overrides).
+pub fn pg_url() -> String {
+    std::env::var("DROVER_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// One test's private backend. Every `open` returns a new store (its own pool) on the
+/// same data, so tests can model several processes.
+pub enum Backend {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { schema: String },
+}
+
+impl Backend {
+    pub fn sqlite() -> Backend {
+        Backend::Sqlite {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn postgres() -> Backend {
+        Backend::Postgres {
+            schema: format!("t_{}", uuid::Uuid::now_v7().simple()),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Backend::Sqlite { dir } => format!("sqlite://{}", dir.path().join("drover.db").display()),
+            Backend::Postgres { schema } => format!("{}?schema={schema}", pg_url()),
+        }
+    }
+
+    pub async fn open_with(&self, options: StoreOptions) -> Arc<dyn Store> {
+        let store: Arc<dyn Store> = match self {
+            Backend::Sqlite { .. } => Arc::new(
+                SqliteStore::connect(&self.url(), options)
+                    .await
+                    .expect("open sqlite"),
+            ),
+            Backend::Postgres { .. } => Arc::new(
+                PgStore::connect(&self.url(), options)
+                    .await
+                    .expect("open postgres"),
+            ),
+        };
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    pub async fn open(&self) -> Arc<dyn Store> {
+        self.open_with(StoreOptions::default()).await
+    }
+
+    /// Drop what the test created (the SQLite directory goes with `self`).
+    pub async fn cleanup(self) {
+        if let Backend::Postgres { schema } = &self {
+            let store = PgStore::connect(&pg_url(), StoreOptions::default())
+                .await
+                .expect("connect");
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .execute(store.pool())
+                .await;
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

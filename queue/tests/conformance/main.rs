@@ -1,0 +1,52 @@
+//! One conformance suite for the `Store` trait, run against every backend. Each test opens
+//! its own SQLite file or PostgreSQL schema, so the suite runs in parallel.
+
+mod harness;
+mod suite;
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let backend = crate::harness::Backend::sqlite();
+                    crate::suite::$test(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let backend = crate::harness::Backend::postgres();
+                    crate::suite::$test(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrations_are_idempotent_and_concurrent,
+    enqueue_stores_every_field,
+    invalid_jobs_are_refused_naming_the_field,
+    operator_transitions_follow_the_status_machine,
+    claim_order_is_priority_then_run_at_then_id,
+    claim_takes_at_most_the_free_slots,
+    no_job_is_claimed_twice_by_concurrent_claimers,
+    stale_epochs_are_fenced,
+    expired_leases_are_requeued_or_settled,
+    transient_failures_retry_after_backoff,
+    idempotency_keys_dedupe_or_conflict,
+    full_queues_refuse_enqueues,
+    paused_queues_are_not_leased,
+    checkpoints_keep_the_newest,
+    event_log_is_sequenced_without_gaps,
+    list_filters_and_pages_newest_first,
+    one_leader_at_a_time,
+    workers_report_their_heartbeat,
+    notifier_wakes_on_enqueue_and_control,
+);
