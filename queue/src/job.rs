@@ -348,7 +348,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let err = NewJob::new("noop", "g").config(json!([1])).validate().unwrap_err();
+        let err = NewJob::new("noop", "g")
+            .config(json!([1]))
+            .validate()
+            .unwrap_err();
         assert_eq!(err.field, "config");
         let err = NewJob::new("", "g").validate().unwrap_err();
         assert_eq!(err.field, "kind");

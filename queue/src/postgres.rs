@@ -262,7 +262,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let mut job = Self::fetch_job(&mut tx, id, true).await?;
         let change = operator::decide(action, &job)
-            .map_err(|source| StoreError::IllegalTransition { job: id, source })?;
+            .map_err(|illegal| StoreError::IllegalTransition { job: id, illegal })?;
         let job = match change {
             Change::Move(status) => {
                 job.status = status;
@@ -386,8 +386,10 @@ impl Store for PgStore {
             .fetch_one(&mut *tx)
             .await?;
         let applied = applied.unwrap_or(0);
-        let pending: Vec<&migrate::Migration> =
-            migrate::POSTGRES.iter().filter(|m| m.version > applied).collect();
+        let pending: Vec<&migrate::Migration> = migrate::POSTGRES
+            .iter()
+            .filter(|m| m.version > applied)
+            .collect();
         for m in pending {
             (&mut *tx).execute(m.sql).await?;
             sqlx::query("INSERT INTO drover_migrations (version, name) VALUES ($1, $2)")
@@ -709,7 +711,11 @@ impl Store for PgStore {
         }
         Ok(fences
             .iter()
-            .map(|f| held.get(&(f.job, f.epoch)).copied().unwrap_or(Renewal::Lost))
+            .map(|f| {
+                held.get(&(f.job, f.epoch))
+                    .copied()
+                    .unwrap_or(Renewal::Lost)
+            })
             .collect())
     }
 

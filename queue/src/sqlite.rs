@@ -19,15 +19,13 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{Executor, Row};
 
-use crate::job::{
-    from_millis, now_millis, to_millis, Job, JobFailure, JobId, NewJob,
-};
+use crate::job::{from_millis, now_millis, to_millis, Job, JobFailure, JobId, NewJob};
 use crate::migrate;
 use crate::notifier::{LocalNotifier, Notifier, Signal};
 use crate::operator::{self, Change, OperatorAction, Settle};
+use crate::queue_stats::QueueStatsBuilder;
 use crate::row::status_event;
 use crate::status::{JobStatus, Transition};
-use crate::queue_stats::QueueStatsBuilder;
 use crate::store::*;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -293,7 +291,7 @@ impl SqliteStore {
             .await?
             .ok_or(StoreError::NotFound(id))?;
         let change = operator::decide(action, &job)
-            .map_err(|source| StoreError::IllegalTransition { job: id, source })?;
+            .map_err(|illegal| StoreError::IllegalTransition { job: id, illegal })?;
         match change {
             Change::Move(status) => {
                 job.status = status;
@@ -399,17 +397,25 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         let applied = applied.unwrap_or(0);
-        let pending: Vec<&migrate::Migration> =
-            migrate::SQLITE.iter().filter(|m| m.version > applied).collect();
+        let pending: Vec<&migrate::Migration> = migrate::SQLITE
+            .iter()
+            .filter(|m| m.version > applied)
+            .collect();
         for m in pending {
             (&mut *tx).execute(m.sql).await?;
-            sqlx::query("INSERT INTO drover_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(now_millis())
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(version = m.version, name = m.name, "applied sqlite migration");
+            sqlx::query(
+                "INSERT INTO drover_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "applied sqlite migration"
+            );
         }
         tx.commit().await?;
         Ok(())
@@ -502,8 +508,15 @@ impl Store for SqliteStore {
         for row in &rows {
             let job = job_from_row!(row)?;
             let seq: i64 = row.try_get("event_seq")?;
-            Self::push_event(&mut tx, job.id, seq, "status", &status_event(&job, None), now)
-                .await?;
+            Self::push_event(
+                &mut tx,
+                job.id,
+                seq,
+                "status",
+                &status_event(&job, None),
+                now,
+            )
+            .await?;
             leases.push(Lease {
                 epoch: job.lease_epoch,
                 expires_at: from_millis(expires),
@@ -586,10 +599,11 @@ impl Store for SqliteStore {
     }
 
     async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>> {
-        let row = sqlx::query("SELECT * FROM checkpoints WHERE job_id = ? ORDER BY seq DESC LIMIT 1")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM checkpoints WHERE job_id = ? ORDER BY seq DESC LIMIT 1")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
         row.as_ref().map(checkpoint_from_row).transpose()
     }
 
@@ -665,10 +679,12 @@ impl Store for SqliteStore {
             }
             Err(e) => return Err(e),
         };
-        job.status = job
-            .status
-            .apply(Transition::Complete)
-            .map_err(|source| StoreError::IllegalTransition { job: job.id, source })?;
+        job.status = job.status.apply(Transition::Complete).map_err(|illegal| {
+            StoreError::IllegalTransition {
+                job: job.id,
+                illegal,
+            }
+        })?;
         job.result = Some(result);
         job.lease_expires_at = None;
         Self::save_status(&mut tx, &job, None, now).await?;

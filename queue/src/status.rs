@@ -111,7 +111,9 @@ impl FromStr for JobStatus {
 
 /// A status name that is not one of [`JobStatus::ALL`].
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown job status `{0}` (expected queued, running, paused, completed, failed or cancelled)")]
+#[error(
+    "unknown job status `{0}` (expected queued, running, paused, completed, failed or cancelled)"
+)]
 pub struct UnknownStatus(pub String);
 
 /// An edge of the status machine.
@@ -189,7 +191,10 @@ mod tests {
     fn terminal_statuses_have_no_way_out() {
         for status in JobStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
             for transition in Transition::ALL {
-                assert!(status.after(transition).is_none(), "{status} --{transition}");
+                assert!(
+                    status.after(transition).is_none(),
+                    "{status} --{transition}"
+                );
             }
         }
     }

@@ -18,11 +18,10 @@ use crate::status::{IllegalTransition, JobStatus};
 pub enum StoreError {
     #[error("job {0} not found")]
     NotFound(JobId),
-    #[error("job {job}: {source}")]
+    #[error("job {job}: {illegal}")]
     IllegalTransition {
         job: JobId,
-        #[source]
-        source: IllegalTransition,
+        illegal: IllegalTransition,
     },
     /// The write carried a lease epoch that is no longer the job's: another worker owns it now
     /// (or the job left `running`). The writer must stop working on the job.
@@ -300,8 +299,12 @@ pub trait Store: Send + Sync + 'static {
     async fn renew(&self, fences: &[Fence], ttl: Duration) -> StoreResult<Vec<Renewal>>;
 
     /// Store a checkpoint (fenced), keeping only the newest `keep`. Returns its seq.
-    async fn checkpoint(&self, fence: Fence, checkpoint: NewCheckpoint, keep: usize)
-        -> StoreResult<i64>;
+    async fn checkpoint(
+        &self,
+        fence: Fence,
+        checkpoint: NewCheckpoint,
+        keep: usize,
+    ) -> StoreResult<i64>;
 
     /// The newest checkpoint, if any.
     async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>>;

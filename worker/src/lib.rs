@@ -1,0 +1,17 @@
+//! drover's workers: the pool that leases and runs jobs, leases and heartbeats, the lease
+//! reaper, retries, and the job kinds.
+
+pub mod context;
+pub mod kind;
+pub mod kinds;
+pub mod pool;
+pub mod reaper;
+pub mod retry;
+
+mod heartbeat;
+mod runner;
+
+pub use context::{Interrupt, JobContext, RunSettings};
+pub use kind::{JobError, Kind, Registry};
+pub use pool::{start, Stopper, WorkerHandle, WorkerOptions};
+pub mod config;

@@ -33,7 +33,9 @@ impl Backend {
 
     pub fn url(&self) -> String {
         match self {
-            Backend::Sqlite { dir } => format!("sqlite://{}", dir.path().join("drover.db").display()),
+            Backend::Sqlite { dir } => {
+                format!("sqlite://{}", dir.path().join("drover.db").display())
+            }
             Backend::Postgres { schema } => format!("{}?schema={schema}", pg_url()),
         }
     }

@@ -45,8 +45,8 @@ async fn statuses(store: &Arc<dyn Store>, id: JobId) -> Vec<String> {
 
 fn assert_illegal(result: StoreResult<Job>, from: JobStatus, transition: Transition) {
     match result {
-        Err(StoreError::IllegalTransition { source, .. }) => {
-            assert_eq!((source.from, source.transition), (from, transition));
+        Err(StoreError::IllegalTransition { illegal, .. }) => {
+            assert_eq!((illegal.from, illegal.transition), (from, transition));
         }
         other => panic!("expected illegal {transition} from {from}, got {other:?}"),
     }
@@ -123,7 +123,10 @@ pub async fn invalid_jobs_are_refused_naming_the_field(b: &Backend) {
         .enqueue(NewJob::new("noop", "x").config(json!("not an object")))
         .await
         .unwrap_err();
-    assert!(matches!(&err, StoreError::Invalid(e) if e.field == "config"), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Invalid(e) if e.field == "config"),
+        "{err:?}"
+    );
     // A batch with one bad job stores none of it.
     let batch = vec![
         NewJob::new("noop", "good"),
@@ -153,7 +156,10 @@ pub async fn operator_transitions_follow_the_status_machine(b: &Backend) {
     assert_illegal(store.pause(job.id).await, Paused, T::Pause);
     assert_eq!(store.resume(job.id).await.expect("resume").status, Queued);
     assert_eq!(store.pause(job.id).await.expect("pause").status, Paused);
-    assert_eq!(store.cancel(job.id).await.expect("cancel").status, Cancelled);
+    assert_eq!(
+        store.cancel(job.id).await.expect("cancel").status,
+        Cancelled
+    );
     for result in [
         store.pause(job.id).await,
         store.resume(job.id).await,
@@ -161,7 +167,7 @@ pub async fn operator_transitions_follow_the_status_machine(b: &Backend) {
     ] {
         assert!(matches!(
             result,
-            Err(StoreError::IllegalTransition { source, .. }) if source.from == Cancelled
+            Err(StoreError::IllegalTransition { illegal, .. }) if illegal.from == Cancelled
         ));
     }
     assert_eq!(
@@ -173,10 +179,17 @@ pub async fn operator_transitions_follow_the_status_machine(b: &Backend) {
 
     // queued → cancelled directly; a paused job cannot be leased.
     let job = enqueue(&store, NewJob::new("noop", "c")).await;
-    assert_eq!(store.cancel(job.id).await.expect("cancel").status, Cancelled);
+    assert_eq!(
+        store.cancel(job.id).await.expect("cancel").status,
+        Cancelled
+    );
     let paused = enqueue(&store, NewJob::new("noop", "p")).await;
     store.pause(paused.id).await.expect("pause");
-    assert!(store.claim(&claim_req("w", 10)).await.expect("claim").is_empty());
+    assert!(store
+        .claim(&claim_req("w", 10))
+        .await
+        .expect("claim")
+        .is_empty());
 
     // running: pause and cancel are requests; resume withdraws a pending pause.
     store.resume(paused.id).await.expect("resume");
@@ -222,7 +235,10 @@ pub async fn operator_transitions_follow_the_status_machine(b: &Backend) {
     let again = claim_one(&store, "w2").await;
     assert_eq!(again.job.id, job.id);
     assert!(again.epoch > lease.epoch);
-    let done = store.complete(again.fence(), json!({"ok": true})).await.expect("complete");
+    let done = store
+        .complete(again.fence(), json!({"ok": true}))
+        .await
+        .expect("complete");
     assert_eq!(done.status, Completed);
     assert_eq!(done.result, Some(json!({"ok": true})));
     assert!(done.finished_at.is_some());
@@ -233,12 +249,19 @@ pub async fn operator_transitions_follow_the_status_machine(b: &Backend) {
     ] {
         assert!(matches!(
             result,
-            Err(StoreError::IllegalTransition { source, .. }) if source.from == Completed
+            Err(StoreError::IllegalTransition { illegal, .. }) if illegal.from == Completed
         ));
     }
     assert_eq!(
         statuses(&store, job.id).await,
-        ["queued", "running", "paused", "queued", "running", "completed"]
+        [
+            "queued",
+            "running",
+            "paused",
+            "queued",
+            "running",
+            "completed"
+        ]
     );
 
     // failed is terminal too.
@@ -249,7 +272,10 @@ pub async fn operator_transitions_follow_the_status_machine(b: &Backend) {
         .await
         .expect("fail");
     assert_eq!(failed.status, Failed);
-    assert_eq!(failed.error.as_ref().map(|e| e.kind), Some(FailureKind::Permanent));
+    assert_eq!(
+        failed.error.as_ref().map(|e| e.kind),
+        Some(FailureKind::Permanent)
+    );
     assert_illegal(store.resume(job.id).await, Failed, T::Resume);
     assert_illegal(store.cancel(job.id).await, Failed, T::Cancel);
     assert_illegal(store.pause(job.id).await, Failed, T::Pause);
@@ -263,11 +289,29 @@ pub async fn claim_order_is_priority_then_run_at_then_id(b: &Backend) {
     let store = b.open().await;
     let base = Utc::now() - chrono::Duration::seconds(60);
     let at = |s: i64| base + chrono::Duration::seconds(s);
-    let low = enqueue(&store, NewJob::new("noop", "low").priority(Priority::Low).run_at(at(0))).await;
+    let low = enqueue(
+        &store,
+        NewJob::new("noop", "low")
+            .priority(Priority::Low)
+            .run_at(at(0)),
+    )
+    .await;
     let normal_late = enqueue(&store, NewJob::new("noop", "n2").run_at(at(20))).await;
     let normal_early = enqueue(&store, NewJob::new("noop", "n1").run_at(at(10))).await;
-    let high_a = enqueue(&store, NewJob::new("noop", "ha").priority(Priority::High).run_at(at(30))).await;
-    let high_b = enqueue(&store, NewJob::new("noop", "hb").priority(Priority::High).run_at(at(30))).await;
+    let high_a = enqueue(
+        &store,
+        NewJob::new("noop", "ha")
+            .priority(Priority::High)
+            .run_at(at(30)),
+    )
+    .await;
+    let high_b = enqueue(
+        &store,
+        NewJob::new("noop", "hb")
+            .priority(Priority::High)
+            .run_at(at(30)),
+    )
+    .await;
     let future = enqueue(
         &store,
         NewJob::new("noop", "later")
@@ -286,21 +330,47 @@ pub async fn claim_order_is_priority_then_run_at_then_id(b: &Backend) {
     order.extend(rest.iter().map(|l| l.job.id));
     assert_eq!(
         order,
-        [high_a.id, high_b.id, normal_early.id, normal_late.id, low.id],
+        [
+            high_a.id,
+            high_b.id,
+            normal_early.id,
+            normal_late.id,
+            low.id
+        ],
         "claim order"
     );
-    assert!(store.claim(&claim_req("w", 10)).await.expect("claim").is_empty());
-    let next = store.next_run_at().await.expect("next_run_at").expect("a future job");
+    assert!(store
+        .claim(&claim_req("w", 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    let next = store
+        .next_run_at()
+        .await
+        .expect("next_run_at")
+        .expect("a future job");
     assert_eq!(next.timestamp_millis(), future.run_at.timestamp_millis());
 }
 
 pub async fn claim_takes_at_most_the_free_slots(b: &Backend) {
     let store = b.open().await;
-    let jobs: Vec<NewJob> = (0..5).map(|i| NewJob::new("noop", format!("j{i}"))).collect();
+    let jobs: Vec<NewJob> = (0..5)
+        .map(|i| NewJob::new("noop", format!("j{i}")))
+        .collect();
     store.enqueue_batch(jobs).await.expect("batch");
-    assert!(store.claim(&claim_req("w", 0)).await.expect("claim").is_empty());
-    assert_eq!(store.claim(&claim_req("w", 2)).await.expect("claim").len(), 2);
-    assert_eq!(store.claim(&claim_req("w", 10)).await.expect("claim").len(), 3);
+    assert!(store
+        .claim(&claim_req("w", 0))
+        .await
+        .expect("claim")
+        .is_empty());
+    assert_eq!(
+        store.claim(&claim_req("w", 2)).await.expect("claim").len(),
+        2
+    );
+    assert_eq!(
+        store.claim(&claim_req("w", 10)).await.expect("claim").len(),
+        3
+    );
 }
 
 pub async fn no_job_is_claimed_twice_by_concurrent_claimers(b: &Backend) {
@@ -400,17 +470,32 @@ pub async fn stale_epochs_are_fenced(b: &Backend) {
     assert_eq!(second.epoch, 2);
 
     // Every write of the stale epoch is refused...
-    assert_fenced(store.checkpoint(first.fence(), checkpoint("stale"), 5).await);
-    assert_fenced(store.append_event(first.fence(), "progress", json!({"items_processed": 9})).await);
+    assert_fenced(
+        store
+            .checkpoint(first.fence(), checkpoint("stale"), 5)
+            .await,
+    );
+    assert_fenced(
+        store
+            .append_event(first.fence(), "progress", json!({"items_processed": 9}))
+            .await,
+    );
     assert_fenced(store.complete(first.fence(), json!({"stale": true})).await);
     assert_fenced(
         store
-            .fail(first.fence(), JobFailure::transient("late"), Some(Duration::ZERO))
+            .fail(
+                first.fence(),
+                JobFailure::transient("late"),
+                Some(Duration::ZERO),
+            )
             .await,
     );
     assert_fenced(store.release(first.fence(), Release::Shutdown).await);
     assert_eq!(
-        store.renew(&[first.fence(), second.fence()], TTL).await.expect("renew"),
+        store
+            .renew(&[first.fence(), second.fence()], TTL)
+            .await
+            .expect("renew"),
         [
             Renewal::Lost,
             Renewal::Held {
@@ -420,10 +505,17 @@ pub async fn stale_epochs_are_fenced(b: &Backend) {
         ]
     );
     // ...and changed nothing.
-    let latest = store.latest_checkpoint(job.id).await.expect("latest").expect("one");
+    let latest = store
+        .latest_checkpoint(job.id)
+        .await
+        .expect("latest")
+        .expect("one");
     assert_eq!(latest.step, "a");
     let current = store.get(job.id).await.expect("get");
-    assert_eq!((current.status, current.lease_epoch), (JobStatus::Running, 2));
+    assert_eq!(
+        (current.status, current.lease_epoch),
+        (JobStatus::Running, 2)
+    );
     assert_eq!(current.progress, None);
 
     // The current holder's writes land; a repeated completion is idempotent.
@@ -431,10 +523,16 @@ pub async fn stale_epochs_are_fenced(b: &Backend) {
         .append_event(second.fence(), "progress", json!({"items_processed": 1}))
         .await
         .expect("progress");
-    let done = store.complete(second.fence(), json!({"n": 1})).await.expect("complete");
+    let done = store
+        .complete(second.fence(), json!({"n": 1}))
+        .await
+        .expect("complete");
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(done.progress, Some(json!({"items_processed": 1})));
-    let again = store.complete(second.fence(), json!({"n": 1})).await.expect("repeat");
+    let again = store
+        .complete(second.fence(), json!({"n": 1}))
+        .await
+        .expect("repeat");
     assert_eq!(again.result, Some(json!({"n": 1})));
     assert_fenced(store.complete(first.fence(), json!({})).await);
     let fence_of_nothing = Fence {
@@ -475,7 +573,10 @@ pub async fn expired_leases_are_requeued_or_settled(b: &Backend) {
     let reaped = reap_all().await;
     assert_eq!(reaped[0].status, JobStatus::Failed);
     let failed = store.get(job.id).await.expect("get");
-    assert_eq!(failed.error.map(|e| e.kind), Some(FailureKind::LeaseExpired));
+    assert_eq!(
+        failed.error.map(|e| e.kind),
+        Some(FailureKind::LeaseExpired)
+    );
 
     // A pause asked of a job whose worker died is honoured, not forgotten.
     let job = enqueue(&store, NewJob::new("noop", "pause me")).await;
@@ -486,10 +587,23 @@ pub async fn expired_leases_are_requeued_or_settled(b: &Backend) {
     // A renewed lease is not reaped: renewal moves the expiry forward.
     let job = enqueue(&store, NewJob::new("noop", "alive")).await;
     let lease = store.claim(&short("alive")).await.expect("claim").remove(0);
-    let before = store.get(job.id).await.expect("get").lease_expires_at.expect("leased");
+    let before = store
+        .get(job.id)
+        .await
+        .expect("get")
+        .lease_expires_at
+        .expect("leased");
     store.renew(&[lease.fence()], TTL).await.expect("renew");
-    let after = store.get(job.id).await.expect("get").lease_expires_at.expect("leased");
-    assert!(after - before >= chrono::Duration::seconds(25), "{before} -> {after}");
+    let after = store
+        .get(job.id)
+        .await
+        .expect("get")
+        .lease_expires_at
+        .expect("leased");
+    assert!(
+        after - before >= chrono::Duration::seconds(25),
+        "{before} -> {after}"
+    );
     assert!(store.reap_expired(100).await.expect("reap").is_empty());
 }
 
@@ -508,11 +622,22 @@ pub async fn transient_failures_retry_after_backoff(b: &Backend) {
         .expect("fail");
     assert_eq!(retried.status, JobStatus::Queued);
     assert_eq!(retried.attempt, 1);
-    assert_eq!(retried.error.as_ref().map(|e| e.message.as_str()), Some("HTTP 503"));
+    assert_eq!(
+        retried.error.as_ref().map(|e| e.message.as_str()),
+        Some("HTTP 503")
+    );
     assert!(retried.run_at >= before + chrono::Duration::milliseconds(250));
     // Not due yet: nobody can lease it, and the wake-up timer knows when it will be.
-    assert!(store.claim(&claim_req("w", 5)).await.expect("claim").is_empty());
-    let next = store.next_run_at().await.expect("next").expect("scheduled retry");
+    assert!(store
+        .claim(&claim_req("w", 5))
+        .await
+        .expect("claim")
+        .is_empty());
+    let next = store
+        .next_run_at()
+        .await
+        .expect("next")
+        .expect("scheduled retry");
     assert_eq!(next.timestamp_millis(), retried.run_at.timestamp_millis());
     let lease = eventually(Duration::from_secs(10), "the retry to come due", || async {
         store.claim(&claim_req("w", 1)).await.expect("claim").pop()
@@ -520,7 +645,11 @@ pub async fn transient_failures_retry_after_backoff(b: &Backend) {
     .await;
     assert_eq!((lease.job.id, lease.job.attempt), (job.id, 2));
     let retried = store
-        .fail(lease.fence(), JobFailure::transient("again"), Some(Duration::ZERO))
+        .fail(
+            lease.fence(),
+            JobFailure::transient("again"),
+            Some(Duration::ZERO),
+        )
         .await
         .expect("fail");
     assert_eq!(retried.status, JobStatus::Queued);
@@ -528,7 +657,11 @@ pub async fn transient_failures_retry_after_backoff(b: &Backend) {
     let lease = claim_one(&store, "w").await;
     assert_eq!(lease.job.attempt, 3);
     let failed = store
-        .fail(lease.fence(), JobFailure::transient("third"), Some(Duration::ZERO))
+        .fail(
+            lease.fence(),
+            JobFailure::transient("third"),
+            Some(Duration::ZERO),
+        )
         .await
         .expect("fail");
     assert_eq!(failed.status, JobStatus::Failed);
@@ -539,15 +672,25 @@ pub async fn transient_failures_retry_after_backoff(b: &Backend) {
     let job = enqueue(&store, NewJob::new("noop", "bad").max_attempts(5)).await;
     let lease = claim_one(&store, "w").await;
     let failed = store
-        .fail(lease.fence(), JobFailure::permanent("invalid credentials"), None)
+        .fail(
+            lease.fence(),
+            JobFailure::permanent("invalid credentials"),
+            None,
+        )
         .await
         .expect("fail");
-    assert_eq!((failed.id, failed.status, failed.attempt), (job.id, JobStatus::Failed, 1));
+    assert_eq!(
+        (failed.id, failed.status, failed.attempt),
+        (job.id, JobStatus::Failed, 1)
+    );
 
     // A shutdown hands the attempt back.
     let job = enqueue(&store, NewJob::new("noop", "interrupted").max_attempts(1)).await;
     let lease = claim_one(&store, "w").await;
-    let released = store.release(lease.fence(), Release::Shutdown).await.expect("release");
+    let released = store
+        .release(lease.fence(), Release::Shutdown)
+        .await
+        .expect("release");
     assert_eq!((released.status, released.attempt), (JobStatus::Queued, 0));
     let lease = claim_one(&store, "w").await;
     assert_eq!((lease.job.id, lease.job.attempt), (job.id, 1));
@@ -588,7 +731,9 @@ pub async fn idempotency_keys_dedupe_or_conflict(b: &Backend) {
     assert_eq!(results[2].job().id, first.job().id);
     let conflicting = vec![
         NewJob::new("noop", "fresh"),
-        NewJob::new("noop", "a").idempotency_key("b-1").config(json!({"x": 1})),
+        NewJob::new("noop", "a")
+            .idempotency_key("b-1")
+            .config(json!({"x": 1})),
     ];
     assert!(matches!(
         store.enqueue_batch(conflicting).await,
@@ -631,7 +776,9 @@ pub async fn full_queues_refuse_enqueues(b: &Backend) {
         enqueue(&store, NewJob::new("noop", format!("{i}"))).await;
     }
     match store.enqueue(NewJob::new("noop", "one too many")).await {
-        Err(StoreError::QueueFull { queue, max }) => assert_eq!((queue.as_str(), max), ("default", 3)),
+        Err(StoreError::QueueFull { queue, max }) => {
+            assert_eq!((queue.as_str(), max), ("default", 3))
+        }
         other => panic!("expected QueueFull, got {other:?}"),
     }
     // Other queues have their own room; a batch that does not fit is refused whole.
@@ -645,11 +792,20 @@ pub async fn full_queues_refuse_enqueues(b: &Backend) {
         store.enqueue_batch(batch).await,
         Err(StoreError::QueueFull { .. })
     ));
-    let page = store.list(&JobFilter { limit: 100, ..Default::default() }).await.expect("list");
+    let page = store
+        .list(&JobFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
     assert_eq!(page.jobs.len(), 4);
     // Finishing a job makes room.
     let lease = claim_one(&store, "w").await;
-    store.complete(lease.fence(), json!({})).await.expect("complete");
+    store
+        .complete(lease.fence(), json!({}))
+        .await
+        .expect("complete");
     enqueue(&store, NewJob::new("noop", "room again")).await;
 }
 
@@ -665,11 +821,22 @@ pub async fn paused_queues_are_not_leased(b: &Backend) {
     assert_eq!(mail_stats.queued_by_priority.get("normal"), Some(&1));
     assert!(mail_stats.oldest_waiting_secs.is_some());
     let leases = store.claim(&claim_req("w", 10)).await.expect("claim");
-    assert_eq!(leases.iter().map(|l| l.job.id).collect::<Vec<_>>(), [other.id]);
+    assert_eq!(
+        leases.iter().map(|l| l.job.id).collect::<Vec<_>>(),
+        [other.id]
+    );
     store.resume_queue("mail").await.expect("resume queue");
     let leases = store.claim(&claim_req("w", 10)).await.expect("claim");
-    assert_eq!(leases.iter().map(|l| l.job.id).collect::<Vec<_>>(), [mail.id]);
-    assert!(!store.queues().await.expect("queues").iter().any(|q| q.paused));
+    assert_eq!(
+        leases.iter().map(|l| l.job.id).collect::<Vec<_>>(),
+        [mail.id]
+    );
+    assert!(!store
+        .queues()
+        .await
+        .expect("queues")
+        .iter()
+        .any(|q| q.paused));
 
     // A worker restricted to some queues claims only from them.
     let a = enqueue(&store, NewJob::new("noop", "a").queue("a")).await;
@@ -688,7 +855,10 @@ pub async fn checkpoints_keep_the_newest(b: &Backend) {
     let store = b.open().await;
     let job = enqueue(&store, NewJob::new("noop", "cp")).await;
     let lease = claim_one(&store, "w").await;
-    assert_eq!(store.latest_checkpoint(job.id).await.expect("none yet"), None);
+    assert_eq!(
+        store.latest_checkpoint(job.id).await.expect("none yet"),
+        None
+    );
     for i in 1..=5u8 {
         let seq = store
             .checkpoint(
@@ -706,8 +876,15 @@ pub async fn checkpoints_keep_the_newest(b: &Backend) {
     }
     let kept = store.checkpoints(job.id).await.expect("checkpoints");
     assert_eq!(kept.iter().map(|c| c.seq).collect::<Vec<_>>(), [3, 4, 5]);
-    let latest = store.latest_checkpoint(job.id).await.expect("latest").expect("some");
-    assert_eq!((latest.seq, latest.step.as_str(), latest.size), (5, "step-5", 500));
+    let latest = store
+        .latest_checkpoint(job.id)
+        .await
+        .expect("latest")
+        .expect("some");
+    assert_eq!(
+        (latest.seq, latest.step.as_str(), latest.size),
+        (5, "step-5", 500)
+    );
     assert_eq!(latest.state, vec![5u8; 500]);
     assert!(!latest.compressed);
     assert!(kept[1].compressed);
@@ -726,8 +903,14 @@ pub async fn event_log_is_sequenced_without_gaps(b: &Backend) {
             .await
             .expect("event");
     }
-    store.append_event(lease.fence(), "log", json!({"message": "hi"})).await.expect("log");
-    store.complete(lease.fence(), json!({})).await.expect("complete");
+    store
+        .append_event(lease.fence(), "log", json!({"message": "hi"}))
+        .await
+        .expect("log");
+    store
+        .complete(lease.fence(), json!({}))
+        .await
+        .expect("complete");
     let events = store.events(job.id, 0, 1000).await.expect("events");
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=14).collect::<Vec<_>>());
@@ -777,7 +960,10 @@ pub async fn list_filters_and_pages_newest_first(b: &Backend) {
         })
         .await
         .expect("list");
-    assert_eq!(demos.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [ids[5], ids[3]]);
+    assert_eq!(
+        demos.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [ids[5], ids[3]]
+    );
     store.cancel(ids[0]).await.expect("cancel");
     let cancelled = store
         .list(&JobFilter {
@@ -787,7 +973,10 @@ pub async fn list_filters_and_pages_newest_first(b: &Backend) {
         })
         .await
         .expect("list");
-    assert_eq!(cancelled.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [ids[0]]);
+    assert_eq!(
+        cancelled.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [ids[0]]
+    );
 }
 
 pub async fn one_leader_at_a_time(b: &Backend) {
@@ -796,10 +985,17 @@ pub async fn one_leader_at_a_time(b: &Backend) {
     assert!(store.try_lead("reaper", "a", ttl).await.expect("lead"));
     assert!(!store.try_lead("reaper", "b", ttl).await.expect("lead"));
     assert!(store.try_lead("reaper", "a", ttl).await.expect("renew"));
-    assert!(store.try_lead("pruner", "b", ttl).await.expect("other name"));
+    assert!(store
+        .try_lead("pruner", "b", ttl)
+        .await
+        .expect("other name"));
     // When the holder stops renewing, another takes over.
     eventually(Duration::from_secs(10), "leadership to pass", || async {
-        store.try_lead("reaper", "b", ttl).await.expect("lead").then_some(())
+        store
+            .try_lead("reaper", "b", ttl)
+            .await
+            .expect("lead")
+            .then_some(())
     })
     .await;
     assert!(!store.try_lead("reaper", "a", ttl).await.expect("lead"));
@@ -820,14 +1016,27 @@ pub async fn workers_report_their_heartbeat(b: &Backend) {
     };
     store.heartbeat_worker(&info).await.expect("heartbeat");
     store
-        .heartbeat_worker(&WorkerInfo { busy: 5, ..info.clone() })
+        .heartbeat_worker(&WorkerInfo {
+            busy: 5,
+            ..info.clone()
+        })
         .await
         .expect("heartbeat");
-    let workers = store.workers(Duration::from_secs(60)).await.expect("workers");
+    let workers = store
+        .workers(Duration::from_secs(60))
+        .await
+        .expect("workers");
     assert_eq!(workers.len(), 1);
-    assert_eq!((workers[0].id.as_str(), workers[0].slots, workers[0].busy), ("w-1", 8, 5));
+    assert_eq!(
+        (workers[0].id.as_str(), workers[0].slots, workers[0].busy),
+        ("w-1", 8, 5)
+    );
     store.remove_worker("w-1").await.expect("remove");
-    assert!(store.workers(Duration::from_secs(60)).await.expect("workers").is_empty());
+    assert!(store
+        .workers(Duration::from_secs(60))
+        .await
+        .expect("workers")
+        .is_empty());
 }
 
 pub async fn notifier_wakes_on_enqueue_and_control(b: &Backend) {
@@ -854,9 +1063,9 @@ pub async fn notifier_wakes_on_enqueue_and_control(b: &Backend) {
     if store.backend() == "postgres" {
         wait_for(|s| matches!(s, Signal::JobsAvailable { queue: None })).await;
     }
-    let available = tokio::spawn(wait_for(|s| {
-        matches!(s, Signal::JobsAvailable { queue: Some(q) } if q == "wake")
-    }));
+    let available = tokio::spawn(wait_for(
+        |s| matches!(s, Signal::JobsAvailable { queue: Some(q) } if q == "wake"),
+    ));
     // Another process (its own store) enqueues.
     let other = b.open().await;
     let job = other
@@ -866,7 +1075,10 @@ pub async fn notifier_wakes_on_enqueue_and_control(b: &Backend) {
         .into_job();
     if store.backend() == "sqlite" {
         // SQLite notifies within the process that wrote; other processes poll.
-        store.enqueue(NewJob::new("noop", "local").queue("wake")).await.expect("enqueue");
+        store
+            .enqueue(NewJob::new("noop", "local").queue("wake"))
+            .await
+            .expect("enqueue");
     }
     available.await.expect("join");
     let lease = claim_one(&store, "w").await;

@@ -1,0 +1,120 @@
+//! The binary's settings: the config file and environment (see `drover_worker::config`),
+//! with command-line flags on top, turned into a store and worker options.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use drover_queue::{Store, StoreOptions};
+use drover_worker::config::Config;
+use drover_worker::retry::store_call;
+use drover_worker::{RunSettings, WorkerOptions};
+
+use crate::WorkerArgs;
+
+pub struct Settings {
+    pub config: Config,
+}
+
+impl Settings {
+    /// Loads `path` (or ./drover.yaml), then `DROVER_*` variables, then `--store`.
+    pub fn load(path: Option<&Path>, store: Option<&str>) -> anyhow::Result<Settings> {
+        let mut config = Config::load(path, std::env::vars())?;
+        if let Some(url) = store {
+            config.queue.url = url.to_string();
+            config.validate().context("--store")?;
+        }
+        Ok(Settings { config })
+    }
+
+    pub fn store_url(&self) -> &str {
+        &self.config.queue.url
+    }
+
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            max_queue_size: self.config.queue.max_queue_size,
+            max_attempts: Some(self.config.queue.max_retries),
+        }
+    }
+
+    /// Opens the store and applies migrations, failing at once if it is unreachable
+    /// (for one-shot commands).
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let url = self.store_url();
+        let store = drover_queue::connect(url, self.store_options())
+            .await
+            .with_context(|| format!("cannot open the store at {}", redact(url)))?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("cannot migrate the store at {}", redact(url)))?;
+        Ok(store)
+    }
+
+    /// Opens the store for a long-running process: an unreachable store is waited for
+    /// with backoff instead of failing the start.
+    pub async fn open_store_for_worker(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let url = self.store_url();
+        let store = drover_queue::connect(url, self.store_options())
+            .await
+            .with_context(|| format!("cannot open the store at {}", redact(url)))?;
+        store_call("migrate", || store.migrate(), || false)
+            .await
+            .with_context(|| format!("cannot migrate the store at {}", redact(url)))?;
+        Ok(store)
+    }
+
+    pub fn worker_options(&self, args: &WorkerArgs) -> WorkerOptions {
+        let c = &self.config;
+        let mut slots = args.slots.unwrap_or(c.workers.pool_size);
+        if let Some(max) = c.limits.max_concurrent_jobs {
+            slots = slots.min(max);
+        }
+        WorkerOptions {
+            slots: slots.max(1) as usize,
+            max_jobs: c.workers.max_jobs_per_worker,
+            lease_ttl: c.workers.lease_ttl,
+            heartbeat_interval: c.workers.heartbeat_interval,
+            poll_interval: c.workers.poll_interval,
+            graceful_shutdown: c.workers.graceful_shutdown,
+            retry_delay: c.queue.retry_delay,
+            max_retry_delay: c.queue.max_retry_delay,
+            job_timeout: c.timeouts.job_timeout,
+            queues: args
+                .queues
+                .clone()
+                .unwrap_or_else(|| c.workers.queues.clone()),
+            run: RunSettings {
+                max_checkpoints: c.persistence.max_checkpoints as usize,
+            },
+            ..WorkerOptions::default()
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,105 @@
+//! What a job kind is, and the registry of kinds a worker can run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use drover_queue::job::InvalidJob;
+use drover_queue::NewJob;
+use serde_json::Value;
+
+use crate::context::{Interrupt, JobContext};
+
+/// Why a run ended without a result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// Network, timeout, 429/5xx, rate limit: retried with backoff while attempts remain.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Bad input, 4xx, invalid credentials: the job fails at once.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// The run stopped at a safe point because of a pause, cancel, shutdown or lost lease.
+    #[error("interrupted: {0:?}")]
+    Interrupted(Interrupt),
+}
+
+impl From<Interrupt> for JobError {
+    fn from(interrupt: Interrupt) -> Self {
+        JobError::Interrupted(interrupt)
+    }
+}
+
+/// A kind of job: how to run one. A kind's code holds only its business logic; the runner
+/// around it handles leases, timeouts, panics, retries and settling.
+#[async_trait]
+pub trait Kind: Send + Sync + 'static {
+    /// The name jobs are submitted with.
+    fn name(&self) -> &'static str;
+
+    /// `max_attempts` for jobs of this kind submitted without one (the configured default
+    /// when `None`).
+    fn max_attempts(&self) -> Option<u32> {
+        None
+    }
+
+    /// Checks a job's `config` before it is enqueued; the error names the field.
+    fn validate(&self, _config: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs the job to its result. Call `ctx.safe_point()` often enough that pause and
+    /// cancel requests are honoured promptly.
+    async fn run(&self, ctx: JobContext) -> Result<Value, JobError>;
+}
+
+/// The kinds a process knows, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Arc<dyn Kind>>,
+}
+
+impl Registry {
+    /// A registry with drover's built-in kinds.
+    pub fn builtin() -> Self {
+        let mut registry = Registry::default();
+        registry.register(crate::kinds::Noop);
+        registry.register(crate::kinds::Sleep);
+        registry
+    }
+
+    pub fn register(&mut self, kind: impl Kind) -> &mut Self {
+        self.kinds.insert(kind.name(), Arc::new(kind));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Kind>> {
+        self.kinds.get(name).cloned()
+    }
+
+    /// The names of every registered kind.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    /// Checks a job before it is enqueued and fills in its kind's defaults.
+    pub fn prepare(&self, mut job: NewJob) -> Result<NewJob, InvalidJob> {
+        job.validate()?;
+        let kind = self.get(&job.kind).ok_or_else(|| InvalidJob {
+            field: "kind",
+            message: format!(
+                "unknown kind `{}` (known: {})",
+                job.kind,
+                self.names().join(", ")
+            ),
+        })?;
+        kind.validate(&job.config).map_err(|message| InvalidJob {
+            field: "config",
+            message,
+        })?;
+        if job.max_attempts.is_none() {
+            job.max_attempts = kind.max_attempts();
+        }
+        Ok(job)
+    }
+}

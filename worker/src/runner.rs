@@ -1,0 +1,206 @@
+//! Runs one leased job: its kind's code under the job timeout, with panics captured and a
+//! forced stop when the lease is lost or a cancel is not honoured within the grace period;
+//! then settles the outcome in the store (complete, retry, fail, pause, cancel, hand back).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_queue::{FailureKind, Fence, JobFailure, Lease, Release, Store, StoreError};
+use futures_util::FutureExt;
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::context::{Control, Interrupt, JobContext, RunSettings};
+use crate::kind::{JobError, Registry};
+use crate::retry::{retry_delay, store_call};
+
+/// What every run of this worker shares.
+pub(crate) struct RunnerEnv {
+    pub store: Arc<dyn Store>,
+    pub registry: Registry,
+    pub worker_id: String,
+    pub settings: Arc<RunSettings>,
+    pub job_timeout: Option<Duration>,
+    pub cancel_grace: Duration,
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+enum Outcome {
+    Finished(Result<Value, JobError>),
+    Stopped(Interrupt),
+    TimedOut(Duration),
+    Panicked(String),
+}
+
+/// Runs `lease`'s job to an outcome and settles it.
+pub(crate) async fn run(env: Arc<RunnerEnv>, lease: Lease, control: watch::Receiver<Control>) {
+    let job = lease.job.clone();
+    let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind,
+        worker_id = %env.worker_id, attempt = job.attempt);
+    async move {
+        let fence = lease.fence();
+        let outcome = match env.registry.get(&job.kind) {
+            None => Outcome::Finished(Err(JobError::Permanent(format!(
+                "this worker has no kind `{}`",
+                job.kind
+            )))),
+            Some(kind) => {
+                let timeout = job
+                    .timeouts
+                    .job_timeout
+                    .map(Duration::from_secs)
+                    .or(env.job_timeout);
+                let ctx = JobContext::new(
+                    job.clone(),
+                    fence,
+                    env.store.clone(),
+                    control.clone(),
+                    env.settings.clone(),
+                );
+                let work = AssertUnwindSafe(kind.run(ctx)).catch_unwind();
+                let timed = async {
+                    match timeout {
+                        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| limit),
+                        None => Ok(work.await),
+                    }
+                };
+                tokio::select! {
+                    result = timed => match result {
+                        Ok(Ok(result)) => Outcome::Finished(result),
+                        Ok(Err(panic)) => Outcome::Panicked(panic_message(&panic)),
+                        Err(limit) => Outcome::TimedOut(limit),
+                    },
+                    interrupt = forced_stop(control.clone(), env.cancel_grace) => {
+                        Outcome::Stopped(interrupt)
+                    }
+                }
+            }
+        };
+        tracing::debug!(?outcome, "run ended");
+        settle(&env, fence, job.attempt, outcome, control).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Resolves when the run must be dropped without waiting for a safe point: at once when
+/// the lease is lost, after the grace period when a cancel was not honoured.
+async fn forced_stop(mut control: watch::Receiver<Control>, grace: Duration) -> Interrupt {
+    loop {
+        let now = *control.borrow_and_update();
+        if now.lost {
+            return Interrupt::LeaseLost;
+        }
+        if now.cancel {
+            tokio::time::sleep(grace).await;
+            tracing::warn!(
+                ?grace,
+                "cancel not honoured within the grace period; dropping the run"
+            );
+            return if control.borrow().lost {
+                Interrupt::LeaseLost
+            } else {
+                Interrupt::Cancel
+            };
+        }
+        if control.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".into())
+}
+
+async fn settle(
+    env: &RunnerEnv,
+    fence: Fence,
+    attempt: u32,
+    outcome: Outcome,
+    control: watch::Receiver<Control>,
+) {
+    let store = &env.store;
+    let retry_in = || retry_delay(attempt, env.retry_delay, env.max_retry_delay);
+    let give_up = || control.borrow().lost;
+    let result = match outcome {
+        Outcome::Finished(Ok(value)) => {
+            store_call("complete", || store.complete(fence, value.clone()), give_up)
+                .await
+                .map(|_| "completed")
+        }
+        Outcome::Finished(Err(JobError::Transient(message))) => {
+            let failure = JobFailure::transient(message);
+            let delay = retry_in();
+            store_call(
+                "fail",
+                || store.fail(fence, failure.clone(), Some(delay)),
+                give_up,
+            )
+            .await
+            .map(|_| "failed (transient)")
+        }
+        Outcome::Finished(Err(JobError::Permanent(message))) => {
+            let failure = JobFailure::permanent(message);
+            store_call("fail", || store.fail(fence, failure.clone(), None), give_up)
+                .await
+                .map(|_| "failed (permanent)")
+        }
+        Outcome::TimedOut(limit) => {
+            let failure = JobFailure {
+                kind: FailureKind::Timeout,
+                message: format!("job_timeout of {}s exceeded", limit.as_secs()),
+            };
+            let delay = retry_in();
+            store_call(
+                "fail",
+                || store.fail(fence, failure.clone(), Some(delay)),
+                give_up,
+            )
+            .await
+            .map(|_| "timed out")
+        }
+        Outcome::Panicked(message) => {
+            let failure = JobFailure::permanent(format!("panicked: {message}"));
+            store_call("fail", || store.fail(fence, failure.clone(), None), give_up)
+                .await
+                .map(|_| "panicked")
+        }
+        Outcome::Finished(Err(JobError::Interrupted(interrupt))) | Outcome::Stopped(interrupt) => {
+            let how = match interrupt {
+                Interrupt::LeaseLost => {
+                    tracing::warn!("lease lost; another worker owns the job now");
+                    return;
+                }
+                Interrupt::Cancel => Release::Cancel,
+                Interrupt::Pause => Release::Pause,
+                Interrupt::Shutdown => Release::Shutdown,
+            };
+            store_call("release", || store.release(fence, how), give_up)
+                .await
+                .map(|_| match how {
+                    Release::Cancel => "cancelled",
+                    Release::Pause => "paused",
+                    Release::Shutdown => "handed back",
+                })
+        }
+    };
+    match result {
+        Ok(what) => tracing::info!("job {what}"),
+        Err(StoreError::Fenced { .. }) => {
+            tracing::warn!(
+                "lease lost before the outcome was recorded; another worker owns the job"
+            )
+        }
+        Err(err) => tracing::error!(error = %err, "could not record the job's outcome"),
+    }
+}
