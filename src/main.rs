@@ -76,6 +76,9 @@ pub struct WorkerArgs {
     /// Only lease from these queues, comma-separated (overrides `workers.queues`).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     queues: Option<Vec<String>>,
+    /// This worker's id (default: host-pid-random); shown as the lease owner.
+    #[arg(long, value_name = "ID")]
+    worker_id: Option<String>,
     /// Where the HTTP API listens (overrides `api.bind`; used once the API lands).
     #[arg(long, value_name = "ADDR")]
     bind: Option<String>,

@@ -71,7 +71,9 @@ impl Settings {
         if let Some(max) = c.limits.max_concurrent_jobs {
             slots = slots.min(max);
         }
+        let defaults = WorkerOptions::default();
         WorkerOptions {
+            worker_id: args.worker_id.clone().unwrap_or(defaults.worker_id.clone()),
             slots: slots.max(1) as usize,
             max_jobs: c.workers.max_jobs_per_worker,
             lease_ttl: c.workers.lease_ttl,
@@ -88,7 +90,7 @@ impl Settings {
             run: RunSettings {
                 max_checkpoints: c.persistence.max_checkpoints as usize,
             },
-            ..WorkerOptions::default()
+            ..defaults
         }
     }
 }
