@@ -30,23 +30,27 @@ async fn sigkilled_worker_jobs_complete_exactly_once() {
     let _b = spawn_worker(&url, "survivor-b", 4, logs.path());
 
     // Kill the victim while it holds jobs.
-    let held: Vec<JobId> = eventually(Duration::from_secs(30), "the victim to hold jobs", || async {
-        let running = store
-            .list(&JobFilter {
-                status: Some(JobStatus::Running),
-                limit: 100,
-                ..Default::default()
-            })
-            .await
-            .expect("list");
-        let held: Vec<JobId> = running
-            .jobs
-            .iter()
-            .filter(|j| j.lease_owner.as_deref() == Some("victim"))
-            .map(|j| j.id)
-            .collect();
-        (held.len() >= 2).then_some(held)
-    })
+    let held: Vec<JobId> = eventually(
+        Duration::from_secs(30),
+        "the victim to hold jobs",
+        || async {
+            let running = store
+                .list(&JobFilter {
+                    status: Some(JobStatus::Running),
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await
+                .expect("list");
+            let held: Vec<JobId> = running
+                .jobs
+                .iter()
+                .filter(|j| j.lease_owner.as_deref() == Some("victim"))
+                .map(|j| j.id)
+                .collect();
+            (held.len() >= 2).then_some(held)
+        },
+    )
     .await;
     victim.kill9();
 
@@ -71,11 +75,17 @@ async fn sigkilled_worker_jobs_complete_exactly_once() {
             .and_then(|e| e.data["worker"].as_str().map(String::from));
         if reaped {
             taken_back += 1;
-            assert_eq!(job.attempt, 2, "job {id}: one crashed attempt, one good one");
+            assert_eq!(
+                job.attempt, 2,
+                "job {id}: one crashed attempt, one good one"
+            );
             assert_ne!(finisher.as_deref(), Some("victim"));
         }
     }
-    assert!(taken_back >= 1, "at least one held job was taken back: {held:?}");
+    assert!(
+        taken_back >= 1,
+        "at least one held job was taken back: {held:?}"
+    );
     drop_schema(&url).await;
 }
 
@@ -88,7 +98,11 @@ async fn sigterm_hands_running_jobs_back_to_other_workers() {
     let jobs: Vec<JobId> = store
         .enqueue_batch(
             (0..3)
-                .map(|i| NewJob::new("sleep", format!("long {i}")).config(json!({"ms": 1500})).max_attempts(1))
+                .map(|i| {
+                    NewJob::new("sleep", format!("long {i}"))
+                        .config(json!({"ms": 1500}))
+                        .max_attempts(1)
+                })
                 .collect(),
         )
         .await
@@ -97,17 +111,25 @@ async fn sigterm_hands_running_jobs_back_to_other_workers() {
         .map(|e| e.job().id)
         .collect();
     let mut first = spawn_worker(&url, "first", 3, logs.path());
-    eventually(Duration::from_secs(30), "the first worker to run all jobs", || async {
-        let mut all = true;
-        for id in &jobs {
-            let job = store.get(*id).await.expect("get");
-            all &= job.status == JobStatus::Running && job.lease_owner.as_deref() == Some("first");
-        }
-        all.then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the first worker to run all jobs",
+        || async {
+            let mut all = true;
+            for id in &jobs {
+                let job = store.get(*id).await.expect("get");
+                all &=
+                    job.status == JobStatus::Running && job.lease_owner.as_deref() == Some("first");
+            }
+            all.then_some(())
+        },
+    )
     .await;
     first.signal(libc::SIGTERM);
-    let status = first.exited(Duration::from_secs(15)).await.expect("exits within graceful_shutdown");
+    let status = first
+        .exited(Duration::from_secs(15))
+        .await
+        .expect("exits within graceful_shutdown");
     assert!(status.success(), "clean exit: {status:?}");
     for id in &jobs {
         let job = store.get(*id).await.expect("get");
@@ -115,12 +137,18 @@ async fn sigterm_hands_running_jobs_back_to_other_workers() {
         assert_eq!((job.status, job.attempt), (JobStatus::Queued, 0), "{job:?}");
         assert_eq!(status_count(&*store, *id, JobStatus::Queued).await, 2);
     }
-    assert!(store.workers(Duration::from_secs(60)).await.expect("workers").is_empty());
+    assert!(store
+        .workers(Duration::from_secs(60))
+        .await
+        .expect("workers")
+        .is_empty());
 
     let _second = spawn_worker(&url, "second", 3, logs.path());
-    eventually(Duration::from_secs(60), "the second worker to finish them", || async {
-        all_finished(&*store, &jobs).await.then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the second worker to finish them",
+        || async { all_finished(&*store, &jobs).await.then_some(()) },
+    )
     .await;
     assert_each_completed_once(&*store, &jobs).await;
     drop_schema(&url).await;

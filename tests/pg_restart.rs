@@ -65,10 +65,13 @@ impl PgServer {
             .expect("free port")
             .port();
         let mut initdb = as_postgres(&bin, "initdb");
-        initdb
-            .arg("-D")
-            .arg(dir.path().join("data"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync"]);
+        initdb.arg("-D").arg(dir.path().join("data")).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
         run(initdb, "initdb");
         let server = PgServer { bin, dir, port };
         server.pg_ctl_start();
@@ -165,17 +168,34 @@ async fn workers_ride_out_a_postgres_restart() {
     server.stop("fast");
     // The outage: workers see connections refused for a while.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(a.exited(Duration::ZERO).await.is_none(), "worker a survived the outage");
-    assert!(b.exited(Duration::ZERO).await.is_none(), "worker b survived the outage");
+    assert!(
+        a.exited(Duration::ZERO).await.is_none(),
+        "worker a survived the outage"
+    );
+    assert!(
+        b.exited(Duration::ZERO).await.is_none(),
+        "worker b survived the outage"
+    );
     server.pg_ctl_start();
 
     let finished_before_restart = completed(&*store).await;
-    assert!(finished_before_restart < jobs.len(), "the restart fell mid-run");
-    eventually(Duration::from_secs(120), "every job to finish after the restart", || async {
-        all_finished(&*store, &jobs).await.then_some(())
-    })
+    assert!(
+        finished_before_restart < jobs.len(),
+        "the restart fell mid-run"
+    );
+    eventually(
+        Duration::from_secs(120),
+        "every job to finish after the restart",
+        || async { all_finished(&*store, &jobs).await.then_some(()) },
+    )
     .await;
     assert_each_completed_once(&*store, &jobs).await;
-    assert!(a.exited(Duration::ZERO).await.is_none(), "worker a still running");
-    assert!(b.exited(Duration::ZERO).await.is_none(), "worker b still running");
+    assert!(
+        a.exited(Duration::ZERO).await.is_none(),
+        "worker a still running"
+    );
+    assert!(
+        b.exited(Duration::ZERO).await.is_none(),
+        "worker b still running"
+    );
 }

@@ -13,6 +13,7 @@ mod queue_stats;
 pub mod sqlite;
 pub mod status;
 pub mod store;
+pub mod testing;
 
 pub use job::{FailureKind, Job, JobFailure, JobId, NewJob, Priority, Timeouts};
 pub use notifier::{LocalNotifier, Notifier, Signal};

@@ -1,23 +1,14 @@
 //! Shared by the process-level tests: isolated stores, `drover` child processes, waiting.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_queue::{JobId, JobStatus, PgStore, Store, StoreOptions};
+use drover_queue::{JobId, JobStatus, Store, StoreOptions};
 
-/// The shared PostgreSQL server (`DROVER_TEST_PG` overrides).
-pub fn pg_url() -> String {
-    std::env::var("DROVER_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// A fresh schema on `server` (a `postgres://` URL), as a store URL.
-pub fn pg_schema_url(server: &str) -> String {
-    format!("{server}?schema=t_{}", uuid::Uuid::now_v7().simple())
-}
+pub use drover_queue::testing::{eventually, pg_schema_url, pg_url};
 
 pub async fn open(url: &str) -> Arc<dyn Store> {
     let store = drover_queue::connect(url, StoreOptions::default())
@@ -27,15 +18,10 @@ pub async fn open(url: &str) -> Arc<dyn Store> {
     store
 }
 
-/// Drops a test schema.
+/// Drops the schema of a store URL made by `pg_schema_url`.
 pub async fn drop_schema(url: &str) {
-    let Some((server, schema)) = url.split_once("?schema=") else {
-        return;
-    };
-    if let Ok(store) = PgStore::connect(server, StoreOptions::default()).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .execute(store.pool())
-            .await;
+    if let Some((server, schema)) = url.split_once("?schema=") {
+        drover_queue::testing::drop_schema(server, schema).await;
     }
 }
 
@@ -46,7 +32,12 @@ pub struct WorkerProcess {
 }
 
 /// Starts `drover worker` on `store_url` with short leases so tests see crashes quickly.
-pub fn spawn_worker(store_url: &str, id: &str, slots: u32, log_dir: &std::path::Path) -> WorkerProcess {
+pub fn spawn_worker(
+    store_url: &str,
+    id: &str,
+    slots: u32,
+    log_dir: &std::path::Path,
+) -> WorkerProcess {
     let log = std::fs::File::create(log_dir.join(format!("{id}.log"))).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_drover"))
         .args(["worker", "--store", store_url, "--worker-id", id])
@@ -106,24 +97,6 @@ impl Drop for WorkerProcess {
         if let Ok(None) = self.child.try_wait() {
             self.kill9();
         }
-    }
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, or panics after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {within:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

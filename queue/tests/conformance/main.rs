@@ -1,7 +1,6 @@
 //! One conformance suite for the `Store` trait, run against every backend. Each test opens
 //! its own SQLite file or PostgreSQL schema, so the suite runs in parallel.
 
-mod harness;
 mod suite;
 
 macro_rules! conformance {
@@ -10,7 +9,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let backend = crate::harness::Backend::sqlite();
+                    let backend = drover_queue::testing::Backend::sqlite();
                     crate::suite::$test(&backend).await;
                     backend.cleanup().await;
                 }
@@ -20,7 +19,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let backend = crate::harness::Backend::postgres();
+                    let backend = drover_queue::testing::Backend::postgres();
                     crate::suite::$test(&backend).await;
                     backend.cleanup().await;
                 }

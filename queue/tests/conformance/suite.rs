@@ -9,7 +9,7 @@ use drover_queue::job::FailureKind;
 use drover_queue::*;
 use serde_json::json;
 
-use crate::harness::{eventually, Backend};
+use drover_queue::testing::{eventually, Backend};
 
 const TTL: Duration = Duration::from_secs(30);
 

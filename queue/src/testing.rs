@@ -1,9 +1,11 @@
-//! Opens an isolated store per test: a fresh SQLite file, or a fresh PostgreSQL schema.
+//! Test support, shared by the conformance suite, the worker tests and the process tests:
+//! an isolated backend per test (a fresh SQLite file, or a fresh PostgreSQL schema), and a
+//! helper to await a condition instead of sleeping and hoping.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_queue::{PgStore, SqliteStore, Store, StoreOptions};
+use crate::{PgStore, SqliteStore, Store, StoreOptions};
 
 /// The PostgreSQL server tests use (`DROVER_TEST_PG` overrides).
 pub fn pg_url() -> String {
@@ -64,13 +66,30 @@ impl Backend {
     /// Drop what the test created (the SQLite directory goes with `self`).
     pub async fn cleanup(self) {
         if let Backend::Postgres { schema } = &self {
-            let store = PgStore::connect(&pg_url(), StoreOptions::default())
-                .await
-                .expect("connect");
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                .execute(store.pool())
-                .await;
+            drop_schema(&pg_url(), schema).await;
         }
+    }
+
+    /// Both backends, for tests that loop over them.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// A fresh schema name on `server` (a `postgres://` URL), as a store URL.
+pub fn pg_schema_url(server: &str) -> String {
+    format!("{server}?schema=t_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Drops `schema` on `server`, ignoring failures (best-effort cleanup).
+pub async fn drop_schema(server: &str, schema: &str) {
+    if let Ok(store) = PgStore::connect(server, StoreOptions::default()).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .execute(store.pool())
+            .await;
     }
 }
 
