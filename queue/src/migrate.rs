@@ -11,18 +11,32 @@ pub struct Migration {
 }
 
 /// SQLite migrations, oldest first.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "effects_artifacts",
+        sql: include_str!("../../migrations/sqlite/0002_effects_artifacts.sql"),
+    },
+];
 
 /// PostgreSQL migrations, oldest first.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "effects_artifacts",
+        sql: include_str!("../../migrations/postgres/0002_effects_artifacts.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -823,6 +823,135 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {
+        // The job row is share-locked so the epoch cannot move between check and insert.
+        let stored: Option<Json<Value>> = sqlx::query_scalar(
+            "WITH j AS (SELECT id FROM jobs WHERE id = $1 AND lease_epoch = $2 \
+               AND status = 'running' FOR SHARE), \
+             ins AS (INSERT INTO effects (job_id, key, result, epoch, created_at) \
+               SELECT id, $3, $4, $2, drover_now() FROM j \
+               ON CONFLICT (job_id, key) DO NOTHING RETURNING result) \
+             SELECT result FROM ins UNION ALL \
+             SELECT e.result FROM effects e, j WHERE e.job_id = j.id AND e.key = $3 LIMIT 1",
+        )
+        .bind(fence.job)
+        .bind(fence.epoch)
+        .bind(key)
+        .bind(Json(&result))
+        .fetch_optional(&self.pool)
+        .await?;
+        match stored {
+            Some(stored) => Ok(stored.0),
+            None => Err(self.refused(fence).await),
+        }
+    }
+
+    async fn effects(&self, id: JobId) -> StoreResult<Vec<Effect>> {
+        let rows = sqlx::query("SELECT * FROM effects WHERE job_id = $1 ORDER BY created_at, key")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let result: Json<Value> = row.try_get("result")?;
+                Ok(Effect {
+                    key: row.try_get("key")?,
+                    result: result.0,
+                    epoch: row.try_get("epoch")?,
+                    created_at: from_millis(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta> {
+        let mut tx = self.pool.begin().await?;
+        let job = Self::fenced_job(&mut tx, fence).await?;
+        let now = Self::now(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO artifacts (job_id, name, content_type, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, name) DO UPDATE SET \
+             content_type = excluded.content_type, data = excluded.data, \
+             created_at = excluded.created_at",
+        )
+        .bind(fence.job)
+        .bind(&artifact.name)
+        .bind(&artifact.content_type)
+        .bind(&artifact.data)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let mut names = job.artifacts;
+        if !names.contains(&artifact.name) {
+            names.push(artifact.name.clone());
+        }
+        let meta = ArtifactMeta {
+            name: artifact.name,
+            content_type: artifact.content_type,
+            size: artifact.data.len(),
+            created_at: from_millis(now),
+        };
+        let seq: i64 = sqlx::query_scalar(
+            "WITH j AS (UPDATE jobs SET artifacts = $2, event_seq = event_seq + 1, \
+               updated_at = $4 WHERE id = $1 RETURNING id, event_seq) \
+             INSERT INTO job_events (job_id, seq, kind, data, created_at) \
+             SELECT id, event_seq, 'artifact', $3, $4 FROM j RETURNING seq",
+        )
+        .bind(fence.job)
+        .bind(Json(&names))
+        .bind(Json(&meta))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.notifier.publish(Signal::Event {
+            job: fence.job,
+            seq,
+        });
+        Ok(meta)
+    }
+
+    async fn artifacts(&self, id: JobId) -> StoreResult<Vec<ArtifactMeta>> {
+        let rows = sqlx::query(
+            "SELECT name, content_type, length(data) AS size, created_at FROM artifacts \
+             WHERE job_id = $1 ORDER BY name",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ArtifactMeta {
+                    name: row.try_get("name")?,
+                    content_type: row.try_get("content_type")?,
+                    size: row.try_get::<i32, _>("size")? as usize,
+                    created_at: from_millis(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn artifact(&self, id: JobId, name: &str) -> StoreResult<Option<Artifact>> {
+        let row = sqlx::query("SELECT * FROM artifacts WHERE job_id = $1 AND name = $2")
+            .bind(id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let data: Vec<u8> = row.try_get("data")?;
+            Ok(Artifact {
+                meta: ArtifactMeta {
+                    name: row.try_get("name")?,
+                    content_type: row.try_get("content_type")?,
+                    size: data.len(),
+                    created_at: from_millis(row.try_get("created_at")?),
+                },
+                data,
+            })
+        })
+        .transpose()
+    }
+
     async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job> {
         // The runner's fence is the only guard: `running` is the one source of Complete.
         let row = sqlx::query(

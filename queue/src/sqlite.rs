@@ -659,6 +659,132 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {
+        let mut tx = self.begin().await?;
+        Self::fenced_job(&mut tx, fence).await?;
+        sqlx::query(
+            "INSERT INTO effects (job_id, key, result, epoch, created_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (job_id, key) DO NOTHING",
+        )
+        .bind(fence.job)
+        .bind(key)
+        .bind(Json(&result))
+        .bind(fence.epoch)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+        let stored: Json<Value> =
+            sqlx::query_scalar("SELECT result FROM effects WHERE job_id = ? AND key = ?")
+                .bind(fence.job)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(stored.0)
+    }
+
+    async fn effects(&self, id: JobId) -> StoreResult<Vec<Effect>> {
+        let rows = sqlx::query("SELECT * FROM effects WHERE job_id = ? ORDER BY created_at, key")
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let result: Json<Value> = row.try_get("result")?;
+                Ok(Effect {
+                    key: row.try_get("key")?,
+                    result: result.0,
+                    epoch: row.try_get("epoch")?,
+                    created_at: from_millis(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let job = Self::fenced_job(&mut tx, fence).await?;
+        sqlx::query(
+            "INSERT INTO artifacts (job_id, name, content_type, data, created_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, name) DO UPDATE SET \
+             content_type = excluded.content_type, data = excluded.data, \
+             created_at = excluded.created_at",
+        )
+        .bind(fence.job)
+        .bind(&artifact.name)
+        .bind(&artifact.content_type)
+        .bind(&artifact.data)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let mut names = job.artifacts;
+        if !names.contains(&artifact.name) {
+            names.push(artifact.name.clone());
+        }
+        sqlx::query("UPDATE jobs SET artifacts = ?, updated_at = ? WHERE id = ?")
+            .bind(Json(&names))
+            .bind(now)
+            .bind(fence.job)
+            .execute(&mut *tx)
+            .await?;
+        let meta = ArtifactMeta {
+            name: artifact.name,
+            content_type: artifact.content_type,
+            size: artifact.data.len(),
+            created_at: from_millis(now),
+        };
+        let data = serde_json::to_value(&meta).unwrap_or_default();
+        let seq = Self::append(&mut tx, fence.job, "artifact", &data, now).await?;
+        tx.commit().await?;
+        self.notifier.publish(Signal::Event {
+            job: fence.job,
+            seq,
+        });
+        Ok(meta)
+    }
+
+    async fn artifacts(&self, id: JobId) -> StoreResult<Vec<ArtifactMeta>> {
+        let rows = sqlx::query(
+            "SELECT name, content_type, length(data) AS size, created_at FROM artifacts \
+             WHERE job_id = ? ORDER BY name",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ArtifactMeta {
+                    name: row.try_get("name")?,
+                    content_type: row.try_get("content_type")?,
+                    size: row.try_get::<i64, _>("size")? as usize,
+                    created_at: from_millis(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn artifact(&self, id: JobId, name: &str) -> StoreResult<Option<Artifact>> {
+        let row = sqlx::query("SELECT * FROM artifacts WHERE job_id = ? AND name = ?")
+            .bind(id)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            let data: Vec<u8> = row.try_get("data")?;
+            Ok(Artifact {
+                meta: ArtifactMeta {
+                    name: row.try_get("name")?,
+                    content_type: row.try_get("content_type")?,
+                    size: data.len(),
+                    created_at: from_millis(row.try_get("created_at")?),
+                },
+                data,
+            })
+        })
+        .transpose()
+    }
+
     async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job> {
         let mut tx = self.begin().await?;
         let now = now_millis();

@@ -196,6 +196,40 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
 }
 
+/// A completed external side effect, as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Effect {
+    pub key: String,
+    pub result: Value,
+    /// The lease epoch of the run that performed it.
+    pub epoch: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An artifact to store.
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// A stored artifact's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArtifactMeta {
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored artifact with its content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub meta: ArtifactMeta,
+    pub data: Vec<u8>,
+}
+
 /// A job the reaper took back from a dead worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reaped {
@@ -317,6 +351,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events with seq > `after`, oldest first, at most `limit`.
     async fn events(&self, id: JobId, after: i64, limit: usize) -> StoreResult<Vec<Event>>;
+
+    /// Record a completed side effect under `key` (fenced). The first record for a key
+    /// wins: recording it again returns the stored result, not the new one.
+    async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value>;
+
+    /// Every effect the job has recorded.
+    async fn effects(&self, id: JobId) -> StoreResult<Vec<Effect>>;
+
+    /// Store (or replace) a named artifact (fenced), list it on the job and log an
+    /// `artifact` event.
+    async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta>;
+
+    /// The job's artifacts' metadata, by name.
+    async fn artifacts(&self, id: JobId) -> StoreResult<Vec<ArtifactMeta>>;
+
+    /// One artifact with its content.
+    async fn artifact(&self, id: JobId, name: &str) -> StoreResult<Option<Artifact>>;
 
     /// Finish the job with a result (fenced). Repeating it with the same fence returns the job.
     async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job>;

@@ -48,4 +48,6 @@ conformance!(
     one_leader_at_a_time,
     workers_report_their_heartbeat,
     notifier_wakes_on_enqueue_and_control,
+    effects_are_recorded_once_and_fenced,
+    artifacts_are_stored_listed_and_fenced,
 );
