@@ -62,6 +62,44 @@ pub fn describe(event: &Event) -> String {
             }
             line
         }
+        "progress" => {
+            let d = &event.data;
+            let mut line = String::new();
+            if let Some(step) = d["step"].as_str().or(d["stage"].as_str()) {
+                line.push_str(step);
+            }
+            line.push_str(&format!(
+                " step {}/{}",
+                d["steps_done"].as_u64().unwrap_or(0),
+                d["total_steps"].as_u64().unwrap_or(0)
+            ));
+            if let Some(total) = d["items_total"].as_u64() {
+                line.push_str(&format!(
+                    ", {}/{total} items",
+                    d["items_processed"].as_u64().unwrap_or(0)
+                ));
+            }
+            if let Some(eta) = d["estimated_completion"].as_str() {
+                line.push_str(&format!(", eta {}", eta.get(11..19).unwrap_or(eta)));
+            }
+            line
+        }
+        "checkpoint" => format!(
+            "#{} before step {} ({} bytes)",
+            event.data["seq"],
+            event.data["step"].as_str().unwrap_or("?"),
+            event.data["size"]
+        ),
+        "log" => event.data["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        "error" => format!(
+            "{} error in step {}: {}",
+            event.data["kind"].as_str().unwrap_or("?"),
+            event.data["step"].as_str().unwrap_or("?"),
+            event.data["message"].as_str().unwrap_or("?")
+        ),
         _ => event.data.to_string(),
     };
     format!("{time}  #{:<4} {:<10} {detail}", event.seq, event.kind)

@@ -332,12 +332,9 @@ async fn demo(
         registry.clone(),
         settings.worker_options(&args),
     );
-    let job = registry
-        .prepare(
-            NewJob::new("sleep", "quick start: wait half a second, then finish")
-                .config(serde_json::json!({"ms": 500})),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let job = NewJob::new("demo", "quick start: walk 10 items, checkpointing every 3")
+        .config(serde_json::json!({"items": 10, "item_ms": 100, "checkpoint_every": 3}));
+    let job = registry.prepare(job).map_err(|e| anyhow::anyhow!("{e}"))?;
     let job = store.enqueue(job).await?.into_job();
     println!("submitted job {} (kind {})", job.id, job.kind);
     let finished = follow::follow(&*store, job.id, true).await?;

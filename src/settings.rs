@@ -89,6 +89,11 @@ impl Settings {
                 .unwrap_or_else(|| c.workers.queues.clone()),
             run: RunSettings {
                 max_checkpoints: c.persistence.max_checkpoints as usize,
+                compression: c.persistence.compression,
+                compression_threshold: c.persistence.compression_threshold as usize,
+                step_timeout: c.timeouts.step_timeout,
+                checkpoint_interval: c.persistence.checkpoint_interval,
+                ..RunSettings::default()
             },
             ..defaults
         }

@@ -58,12 +58,26 @@ impl Control {
 pub struct RunSettings {
     /// Checkpoints kept per job.
     pub max_checkpoints: usize,
+    /// zstd-compress checkpoint states larger than `compression_threshold` bytes.
+    pub compression: bool,
+    pub compression_threshold: usize,
+    /// Limit for one step (one map item) of jobs that set no `step_timeout`.
+    pub step_timeout: Option<Duration>,
+    /// Progress events are written at most this often per job (the rest are coalesced).
+    pub progress_interval: Duration,
+    /// Also checkpoint when this much time passed since the last one.
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
             max_checkpoints: 10,
+            compression: true,
+            compression_threshold: 4096,
+            step_timeout: Some(Duration::from_secs(300)),
+            progress_interval: Duration::from_millis(250),
+            checkpoint_interval: None,
         }
     }
 }
@@ -143,16 +157,35 @@ impl JobContext {
         interrupt.ok().flatten().unwrap_or(Interrupt::Shutdown)
     }
 
-    /// Writes a checkpoint of `state` after `step` (fenced). Returns its seq.
+    /// The settings this run follows.
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    /// Writes a checkpoint of `state` after `step` (fenced), zstd-compressed when large.
+    /// Returns its seq.
     pub async fn checkpoint<S: Serialize>(&self, step: &str, state: &S) -> Result<i64, JobError> {
-        let bytes = serde_json::to_vec(state)
+        let json = serde_json::to_vec(state)
             .map_err(|e| JobError::Permanent(format!("state does not serialize: {e}")))?;
+        let compress =
+            self.settings.compression && json.len() > self.settings.compression_threshold;
+        let (bytes, compressed) = if compress {
+            match zstd::bulk::compress(&json, 3) {
+                Ok(packed) => (packed, true),
+                Err(err) => {
+                    tracing::warn!(error = %err, "zstd failed; storing the checkpoint uncompressed");
+                    (json, false)
+                }
+            }
+        } else {
+            (json, false)
+        };
         let keep = self.settings.max_checkpoints;
         self.write(|store, fence| {
             let checkpoint = NewCheckpoint {
                 step: step.to_string(),
                 state: bytes.clone(),
-                compressed: false,
+                compressed,
             };
             async move { store.checkpoint(fence, checkpoint, keep).await }
         })
@@ -165,13 +198,30 @@ impl JobContext {
         let checkpoint = self
             .write(|store, _| async move { store.latest_checkpoint(id).await })
             .await?;
-        checkpoint
-            .map(|c| {
-                serde_json::from_slice(&c.state).map_err(|e| {
-                    JobError::Permanent(format!("checkpoint {} does not parse: {e}", c.seq))
-                })
-            })
-            .transpose()
+        let Some(checkpoint) = checkpoint else {
+            return Ok(None);
+        };
+        let unreadable = |e: String| {
+            JobError::Permanent(format!("checkpoint {} is unreadable: {e}", checkpoint.seq))
+        };
+        let json = if checkpoint.compressed {
+            zstd::stream::decode_all(checkpoint.state.as_slice())
+                .map_err(|e| unreadable(e.to_string()))?
+        } else {
+            checkpoint.state.clone()
+        };
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| unreadable(e.to_string()))
+    }
+
+    /// The effects this job recorded so far, by key.
+    pub async fn effects(&self) -> Result<std::collections::HashMap<String, Value>, JobError> {
+        let id = self.job.id;
+        let effects = self
+            .write(|store, _| async move { store.effects(id).await })
+            .await?;
+        Ok(effects.into_iter().map(|e| (e.key, e.result)).collect())
     }
 
     /// Appends an event to the job's log (fenced). `progress` events also become the job's
@@ -185,7 +235,7 @@ impl JobContext {
     }
 
     /// Runs a fenced store call, retrying while the store is unreachable and the lease holds.
-    async fn write<T, F, Fut>(&self, call: F) -> Result<T, JobError>
+    pub(crate) async fn write<T, F, Fut>(&self, call: F) -> Result<T, JobError>
     where
         F: Fn(Arc<dyn Store>, Fence) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,

@@ -19,6 +19,10 @@ pub enum JobError {
     /// Bad input, 4xx, invalid credentials: the job fails at once.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// A step ran past its `step_timeout`: retried like a transient error, recorded as a
+    /// timeout.
+    #[error("timeout: {0}")]
+    Timeout(String),
     /// The run stopped at a safe point because of a pause, cancel, shutdown or lost lease.
     #[error("interrupted: {0:?}")]
     Interrupted(Interrupt),
@@ -65,6 +69,7 @@ impl Registry {
         let mut registry = Registry::default();
         registry.register(crate::kinds::Noop);
         registry.register(crate::kinds::Sleep);
+        registry.register(crate::kinds::demo());
         registry
     }
 

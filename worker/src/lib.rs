@@ -2,6 +2,7 @@
 //! reaper, retries, and the job kinds.
 
 pub mod context;
+pub mod graph;
 pub mod kind;
 pub mod kinds;
 pub mod pool;

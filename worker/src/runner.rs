@@ -155,6 +155,20 @@ async fn settle(
                 .await
                 .map(|_| "failed (permanent)")
         }
+        Outcome::Finished(Err(JobError::Timeout(message))) => {
+            let failure = JobFailure {
+                kind: FailureKind::Timeout,
+                message,
+            };
+            let delay = retry_in();
+            store_call(
+                "fail",
+                || store.fail(fence, failure.clone(), Some(delay)),
+                give_up,
+            )
+            .await
+            .map(|_| "timed out (step)")
+        }
         Outcome::TimedOut(limit) => {
             let failure = JobFailure {
                 kind: FailureKind::Timeout,

@@ -53,3 +53,6 @@ impl Kind for Sleep {
         Ok(json!({ "slept_ms": ms }))
     }
 }
+
+pub mod demo;
+pub use demo::demo;

@@ -1,0 +1,186 @@
+//! `demo`: a graph that walks `config.items` items (default 20), `config.item_ms` ms each
+//! (default 200), checkpointing every `config.checkpoint_every` items (default 5) and
+//! reporting progress per item. `config.fail_transient_at` / `config.fail_permanent_at`
+//! (an item index) exercise retries: the transient failure happens on the first attempt
+//! only. With `config.effect_url`, each item POSTs `{"job_id", "item"}` there through the
+//! effect ledger with `Idempotency-Key: <job_id>/<item>`. The result is
+//! `{"items_processed": n}`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::graph::{CheckpointPolicy, Graph, GraphKind, MapStep, StepContext};
+use crate::kind::JobError;
+
+/// The most items one demo job may walk.
+pub const MAX_ITEMS: u64 = 1_000_000;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoConfig {
+    #[serde(default = "default_items")]
+    items: u64,
+    #[serde(default = "default_item_ms")]
+    item_ms: u64,
+    #[serde(default = "default_checkpoint_every")]
+    checkpoint_every: u64,
+    #[serde(default)]
+    fail_transient_at: Option<u64>,
+    #[serde(default)]
+    fail_permanent_at: Option<u64>,
+    #[serde(default)]
+    effect_url: Option<String>,
+}
+
+fn default_items() -> u64 {
+    20
+}
+fn default_item_ms() -> u64 {
+    200
+}
+fn default_checkpoint_every() -> u64 {
+    5
+}
+
+impl DemoConfig {
+    fn parse(config: &Value) -> Result<Self, String> {
+        let parsed: DemoConfig =
+            serde_json::from_value(config.clone()).map_err(|e| format!("config: {e}"))?;
+        if parsed.items > MAX_ITEMS {
+            return Err(format!("config.items: at most {MAX_ITEMS}"));
+        }
+        if parsed.item_ms > 3_600_000 {
+            return Err("config.item_ms: at most one hour".into());
+        }
+        if parsed.checkpoint_every == 0 {
+            return Err("config.checkpoint_every: must be at least 1".into());
+        }
+        if let Some(url) = &parsed.effect_url {
+            let ok = reqwest::Url::parse(url)
+                .map(|u| matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(false);
+            if !ok {
+                return Err("config.effect_url: must be an http(s) URL".into());
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// The state a demo job checkpoints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DemoState {
+    pub items: u64,
+    pub items_processed: u64,
+}
+
+fn http() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
+}
+
+/// The `demo` kind.
+pub fn demo() -> GraphKind<DemoState> {
+    let graph = Graph::new()
+        .map(
+            "walk",
+            MapStep::new(
+                |state: &DemoState| (0..state.items).map(Value::from).collect(),
+                walk_item,
+            )
+            .fold(|state: &mut DemoState, _, _| state.items_processed += 1),
+        )
+        .task("finish", |ctx: StepContext, state: DemoState| async move {
+            ctx.progress(|p| p.stage = Some("done".into())).await?;
+            Ok(state)
+        });
+    GraphKind::new("demo", graph, |job| {
+        let config = DemoConfig::parse(&job.config).map_err(JobError::Permanent)?;
+        Ok(DemoState {
+            items: config.items,
+            items_processed: 0,
+        })
+    })
+    .policy(|job| CheckpointPolicy {
+        every_items: DemoConfig::parse(&job.config)
+            .map(|c| c.checkpoint_every)
+            .ok(),
+        ..CheckpointPolicy::default()
+    })
+    .validate(|config| DemoConfig::parse(config).map(|_| ()))
+    .result(|state| json!({ "items_processed": state.items_processed }))
+    .max_attempts(3)
+}
+
+async fn walk_item(ctx: StepContext, index: usize, _item: Value) -> Result<Value, JobError> {
+    let config = DemoConfig::parse(ctx.config()).map_err(JobError::Permanent)?;
+    let item = index as u64;
+    ctx.sleep(Duration::from_millis(config.item_ms)).await?;
+    if config.fail_permanent_at == Some(item) {
+        return Err(JobError::Permanent(format!(
+            "demo: permanent failure at item {item}"
+        )));
+    }
+    if config.fail_transient_at == Some(item) && ctx.attempt() == 1 {
+        return Err(JobError::Transient(format!(
+            "demo: transient failure at item {item}"
+        )));
+    }
+    if let Some(url) = &config.effect_url {
+        let job_id = ctx.job().id;
+        let timeout = Duration::from_secs(ctx.job().timeouts.api_timeout.unwrap_or(30));
+        ctx.effect(&format!("item-{item}"), || async move {
+            post_effect(url, job_id, item, timeout).await
+        })
+        .await?;
+    }
+    Ok(Value::Null)
+}
+
+async fn post_effect(
+    url: &str,
+    job_id: uuid::Uuid,
+    item: u64,
+    timeout: Duration,
+) -> Result<Value, JobError> {
+    let response = http()
+        .post(url)
+        .timeout(timeout)
+        .header("Idempotency-Key", format!("{job_id}/{item}"))
+        .json(&json!({ "job_id": job_id, "item": item }))
+        .send()
+        .await
+        .map_err(|e| JobError::Transient(format!("effect POST failed: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(json!({ "status": status.as_u16() }));
+    }
+    let message = format!("effect POST answered {status}");
+    if status.as_u16() == 429 || status.is_server_error() {
+        Err(JobError::Transient(message))
+    } else {
+        Err(JobError::Permanent(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_errors_name_the_field() {
+        let c = DemoConfig::parse(&json!({})).unwrap();
+        assert_eq!((c.items, c.item_ms, c.checkpoint_every), (20, 200, 5));
+        let err = DemoConfig::parse(&json!({"items": "many"})).unwrap_err();
+        assert!(err.contains("items"), "{err}");
+        let err = DemoConfig::parse(&json!({"checkpoint_every": 0})).unwrap_err();
+        assert!(err.contains("config.checkpoint_every"), "{err}");
+        let err = DemoConfig::parse(&json!({"effect_url": "ftp://x"})).unwrap_err();
+        assert!(err.contains("config.effect_url"), "{err}");
+        let err = DemoConfig::parse(&json!({"itemz": 3})).unwrap_err();
+        assert!(err.contains("itemz"), "{err}");
+    }
+}
