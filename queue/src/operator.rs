@@ -82,7 +82,7 @@ pub enum Settle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
     pub status: JobStatus,
-    /// The attempt count to store (a shutdown hands the attempt back).
+    /// The attempt count to store (a shutdown or a pause hands the attempt back).
     pub attempt: u32,
     /// The error to record, if the job failed for good.
     pub error: Option<JobFailure>,
@@ -114,9 +114,11 @@ impl Settle {
         let status = JobStatus::Running
             .after(transition)
             .expect("every settle transition starts from running");
-        let attempt = match (self, transition) {
-            (Settle::Shutdown, Transition::Requeue) => job.attempt.saturating_sub(1),
-            _ => job.attempt,
+        // A run stopped by its worker's shutdown or by an operator's pause did not fail:
+        // hand the attempt back, so pausing a job many times never exhausts its retries.
+        let attempt = match self {
+            Settle::Shutdown | Settle::Pause => job.attempt.saturating_sub(1),
+            Settle::LeaseExpired | Settle::Cancel => job.attempt,
         };
         let error = (transition == Transition::Fail).then(|| JobFailure {
             kind: FailureKind::LeaseExpired,

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use drover_queue::testing::{eventually, Backend};
-use drover_queue::{FailureKind, Job, JobFilter, JobId, JobStatus, NewJob, Store};
-use drover_worker::{JobContext, JobError, Kind, Registry, WorkerHandle, WorkerOptions};
+use drover_queue::testing::Backend;
+use drover_queue::{FailureKind, JobFilter, JobId, JobStatus, NewJob};
+use drover_worker::{JobContext, JobError, Kind, Registry, WorkerOptions};
 use serde_json::{json, Value};
+use support::{options, setup};
+
+mod support;
 
 /// Tracks how many runs overlap.
 #[derive(Default)]
@@ -98,66 +101,9 @@ fn registry(concurrency: &Arc<Concurrency>) -> Registry {
     registry
 }
 
-fn options(slots: usize) -> WorkerOptions {
-    WorkerOptions {
-        slots,
-        lease_ttl: Duration::from_secs(5),
-        heartbeat_interval: Duration::from_millis(100),
-        poll_interval: Duration::from_millis(100),
-        graceful_shutdown: Duration::from_secs(5),
-        cancel_grace: Duration::from_millis(200),
-        retry_delay: Duration::from_millis(50),
-        max_retry_delay: Duration::from_millis(200),
-        ..WorkerOptions::default()
-    }
-}
-
-struct Setup {
-    backend: Backend,
-    store: Arc<dyn Store>,
-    worker: WorkerHandle,
-    concurrency: Arc<Concurrency>,
-}
-
-async fn setup(backend: Backend, options: WorkerOptions) -> Setup {
-    let store = backend.open().await;
-    let concurrency = Arc::new(Concurrency::default());
-    let worker = drover_worker::start(store.clone(), registry(&concurrency), options);
-    Setup {
-        backend,
-        store,
-        worker,
-        concurrency,
-    }
-}
-
-impl Setup {
-    async fn submit(&self, job: NewJob) -> JobId {
-        self.store.enqueue(job).await.expect("enqueue").job().id
-    }
-
-    async fn until(&self, id: JobId, what: &str, done: impl Fn(&Job) -> bool) -> Job {
-        eventually(Duration::from_secs(20), what, || async {
-            let job = self.store.get(id).await.expect("get");
-            done(&job).then_some(job)
-        })
-        .await
-    }
-
-    async fn finished(&self, id: JobId) -> Job {
-        self.until(id, "the job to finish", |j| j.status.is_terminal())
-            .await
-    }
-
-    async fn stop(self) {
-        self.worker.shutdown();
-        self.worker.wait().await;
-        self.backend.cleanup().await;
-    }
-}
-
 async fn runs_at_most_slots_jobs_at_once(backend: Backend) {
-    let s = setup(backend, options(3)).await;
+    let concurrency = Arc::new(Concurrency::default());
+    let s = setup(backend, registry(&concurrency), options(3)).await;
     let jobs: Vec<NewJob> = (0..20)
         .map(|i| NewJob::new("busy", format!("{i}")))
         .collect();
@@ -172,13 +118,13 @@ async fn runs_at_most_slots_jobs_at_once(backend: Backend) {
     for id in &ids {
         assert_eq!(s.finished(*id).await.status, JobStatus::Completed);
     }
-    let max = s.concurrency.max.load(Ordering::SeqCst);
+    let max = concurrency.max.load(Ordering::SeqCst);
     assert!((1..=3).contains(&max), "at most 3 at once, saw {max}");
     s.stop().await;
 }
 
 async fn transient_errors_retry_with_backoff(backend: Backend) {
-    let s = setup(backend, options(2)).await;
+    let s = setup(backend, registry(&Arc::default()), options(2)).await;
     let id = s
         .submit(
             NewJob::new("flaky", "retry")
@@ -217,7 +163,7 @@ async fn transient_errors_retry_with_backoff(backend: Backend) {
 }
 
 async fn permanent_errors_and_panics_fail_at_once(backend: Backend) {
-    let s = setup(backend, options(2)).await;
+    let s = setup(backend, registry(&Arc::default()), options(2)).await;
     let id = s
         .submit(NewJob::new("broken", "bad creds").max_attempts(3))
         .await;
@@ -247,7 +193,7 @@ async fn permanent_errors_and_panics_fail_at_once(backend: Backend) {
 }
 
 async fn job_timeout_stops_a_run(backend: Backend) {
-    let s = setup(backend, options(2)).await;
+    let s = setup(backend, registry(&Arc::default()), options(2)).await;
     let mut job = NewJob::new("stubborn", "never ends").max_attempts(1);
     job.timeouts.job_timeout = Some(1);
     let id = s.submit(job).await;
@@ -258,7 +204,7 @@ async fn job_timeout_stops_a_run(backend: Backend) {
 }
 
 async fn running_jobs_pause_resume_and_cancel(backend: Backend) {
-    let s = setup(backend, options(4)).await;
+    let s = setup(backend, registry(&Arc::default()), options(4)).await;
     // Pause at the safe point (the sleep), then resume: it runs again and completes.
     let id = s
         .submit(NewJob::new("sleep", "pause me").config(json!({"ms": 60_000})))
@@ -296,6 +242,7 @@ async fn running_jobs_pause_resume_and_cancel(backend: Backend) {
 async fn max_jobs_stops_the_worker(backend: Backend) {
     let s = setup(
         backend,
+        registry(&Arc::default()),
         WorkerOptions {
             max_jobs: Some(2),
             ..options(1)
@@ -319,27 +266,6 @@ async fn max_jobs_stops_the_worker(backend: Backend) {
         .expect("list");
     assert_eq!(done.jobs.len(), 2);
     s.backend.cleanup().await;
-}
-
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(drover_queue::testing::Backend::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(drover_queue::testing::Backend::postgres()).await;
-                }
-            )*
-        }
-    };
 }
 
 on_every_backend!(

@@ -235,6 +235,7 @@ pub async fn operator_transitions_follow_the_status_machine(b: &Backend) {
     let again = claim_one(&store, "w2").await;
     assert_eq!(again.job.id, job.id);
     assert!(again.epoch > lease.epoch);
+    assert_eq!(again.job.attempt, 1, "a pause does not use up an attempt");
     let done = store
         .complete(again.fence(), json!({"ok": true}))
         .await

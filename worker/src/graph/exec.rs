@@ -147,7 +147,7 @@ impl<S: GraphState> Execution<S> {
                 self.checkpoint().await?;
             }
             self.reporter
-                .update(&self.ctx, |p| {
+                .update_now(&self.ctx, |p| {
                     p.step = Some(node.name.to_string());
                     p.steps_done = self.cursor.steps_done;
                 })

@@ -84,6 +84,25 @@ impl Reporter {
         ctx: &JobContext,
         change: impl FnOnce(&mut Progress),
     ) -> Result<(), JobError> {
+        self.change(ctx, change, false).await
+    }
+
+    /// Change the progress and write it at once (step boundaries: rare, and a dashboard
+    /// should not show a finished step while a long one runs).
+    pub async fn update_now(
+        &self,
+        ctx: &JobContext,
+        change: impl FnOnce(&mut Progress),
+    ) -> Result<(), JobError> {
+        self.change(ctx, change, true).await
+    }
+
+    async fn change(
+        &self,
+        ctx: &JobContext,
+        change: impl FnOnce(&mut Progress),
+        now: bool,
+    ) -> Result<(), JobError> {
         let due = {
             let mut state = self.lock();
             change(&mut state.latest);
@@ -91,7 +110,7 @@ impl Reporter {
             if state.baseline.is_none() {
                 state.baseline = Some((state.latest.items_processed, Instant::now()));
             }
-            state
+            now || state
                 .last_write
                 .is_none_or(|at| at.elapsed() >= self.interval)
         };
