@@ -30,7 +30,8 @@ fn quick_start_demo_runs_a_job_to_completion() {
         "queued",
         "running on",
         "completed on",
-        "result: {\"slept_ms\":500}",
+        "checkpoint",
+        "result: {\"items_processed\":10}",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }

@@ -47,8 +47,15 @@ fn default_checkpoint_every() -> u64 {
 
 impl DemoConfig {
     fn parse(config: &Value) -> Result<Self, String> {
-        let parsed: DemoConfig =
-            serde_json::from_value(config.clone()).map_err(|e| format!("config: {e}"))?;
+        let parsed: DemoConfig = serde_path_to_error::deserialize(config.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                format!("config: {inner}")
+            } else {
+                format!("config.{path}: {inner}")
+            }
+        })?;
         if parsed.items > MAX_ITEMS {
             return Err(format!("config.items: at most {MAX_ITEMS}"));
         }
@@ -175,7 +182,7 @@ mod tests {
         let c = DemoConfig::parse(&json!({})).unwrap();
         assert_eq!((c.items, c.item_ms, c.checkpoint_every), (20, 200, 5));
         let err = DemoConfig::parse(&json!({"items": "many"})).unwrap_err();
-        assert!(err.contains("items"), "{err}");
+        assert!(err.starts_with("config.items: "), "{err}");
         let err = DemoConfig::parse(&json!({"checkpoint_every": 0})).unwrap_err();
         assert!(err.contains("config.checkpoint_every"), "{err}");
         let err = DemoConfig::parse(&json!({"effect_url": "ftp://x"})).unwrap_err();
