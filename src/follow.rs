@@ -85,7 +85,7 @@ pub fn describe(event: &Event) -> String {
             line
         }
         "checkpoint" => format!(
-            "#{} before step {} ({} bytes)",
+            "#{} at step {} ({} bytes)",
             event.data["seq"],
             event.data["step"].as_str().unwrap_or("?"),
             event.data["size"]

@@ -82,6 +82,27 @@ impl Default for RunSettings {
     }
 }
 
+/// A checkpoint's stored bytes: the state as JSON, zstd-compressed (level 3) when
+/// compression is on and the JSON is larger than the threshold. Returns the bytes and
+/// whether they are compressed.
+pub fn encode_checkpoint<S: Serialize>(
+    state: &S,
+    settings: &RunSettings,
+) -> Result<(Vec<u8>, bool), JobError> {
+    let json = serde_json::to_vec(state)
+        .map_err(|e| JobError::Permanent(format!("state does not serialize: {e}")))?;
+    if !settings.compression || json.len() <= settings.compression_threshold {
+        return Ok((json, false));
+    }
+    match zstd::bulk::compress(&json, 3) {
+        Ok(packed) => Ok((packed, true)),
+        Err(err) => {
+            tracing::warn!(error = %err, "zstd failed; storing the checkpoint uncompressed");
+            Ok((json, false))
+        }
+    }
+}
+
 /// A running job's handle on the world. Every write it makes carries the lease's fence.
 #[derive(Clone)]
 pub struct JobContext {
@@ -165,21 +186,7 @@ impl JobContext {
     /// Writes a checkpoint of `state` after `step` (fenced), zstd-compressed when large.
     /// Returns its seq.
     pub async fn checkpoint<S: Serialize>(&self, step: &str, state: &S) -> Result<i64, JobError> {
-        let json = serde_json::to_vec(state)
-            .map_err(|e| JobError::Permanent(format!("state does not serialize: {e}")))?;
-        let compress =
-            self.settings.compression && json.len() > self.settings.compression_threshold;
-        let (bytes, compressed) = if compress {
-            match zstd::bulk::compress(&json, 3) {
-                Ok(packed) => (packed, true),
-                Err(err) => {
-                    tracing::warn!(error = %err, "zstd failed; storing the checkpoint uncompressed");
-                    (json, false)
-                }
-            }
-        } else {
-            (json, false)
-        };
+        let (bytes, compressed) = encode_checkpoint(state, &self.settings)?;
         let keep = self.settings.max_checkpoints;
         self.write(|store, fence| {
             let checkpoint = NewCheckpoint {
