@@ -26,7 +26,7 @@ fn row(backend: &str, what: &str, mut samples: Vec<Duration>) {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "| {backend:<8} | {what:<34} | {:>5} | {:>8.2} | {:>8.2} | {:>8.2} |",
+        "| {backend:<8} | {what:<42} | {:>5} | {:>8.2} | {:>8.2} | {:>8.2} |",
         samples.len(),
         ms(percentile(&samples, 0.5)),
         ms(percentile(&samples, 0.99)),
@@ -36,7 +36,7 @@ fn row(backend: &str, what: &str, mut samples: Vec<Duration>) {
 
 /// A 10 kB state of the kind a campaign checkpoints: leads with a few fields each.
 fn state() -> serde_json::Value {
-    let leads: Vec<_> = (0..80)
+    let leads: Vec<_> = (0..150)
         .map(|i| json!({"login": format!("dev{i:04}"), "repo": format!("org/project-{i}"), "score": i * 7 % 100, "sent": i % 3 == 0}))
         .collect();
     json!({ "cursor": 1234, "leads": leads })
@@ -138,8 +138,8 @@ async fn pause_latency(store: &Arc<dyn Store>) -> Vec<Duration> {
 
 #[tokio::main]
 async fn main() {
-    println!("| backend  | measure                            |     n | median ms |   p99 ms |   max ms |");
-    println!("|----------|------------------------------------|------:|---------:|---------:|---------:|");
+    println!("| backend  | measure                                    |     n | median ms |   p99 ms |   max ms |");
+    println!("|----------|--------------------------------------------|------:|---------:|---------:|---------:|");
     for backend in [Backend::sqlite(), Backend::postgres()] {
         let name = backend.name();
         let store = backend.open().await;

@@ -59,13 +59,17 @@ fn routed() -> GraphKind<Tally> {
                 Next::Step("small")
             }
         })
-        .task("small", |_ctx, mut s: Tally| async move {
+        .task("small", |ctx: StepContext, mut s: Tally| async move {
+            ctx.log("the sum is small").await?;
             s.route = "small".into();
             s.steps.push("small".into());
             Ok(s)
         })
         .end("small")
-        .task("big", |_ctx, mut s: Tally| async move {
+        .task("big", |ctx: StepContext, mut s: Tally| async move {
+            let report = format!("sum,{}\n", s.sum);
+            ctx.artifact("report.csv", "text/csv", report.into_bytes())
+                .await?;
             s.route = "big".into();
             s.steps.push("big".into());
             Ok(s)
@@ -411,6 +415,19 @@ async fn fan_out_joins_and_conditional_edges_route(backend: Backend) {
         ["big"]
     );
     assert!(s.store.checkpoints(small.id).await.expect("cps").is_empty());
+    // Steps wrote an artifact and a log line through their context.
+    assert_eq!(big.artifacts, ["report.csv"]);
+    let report = s
+        .store
+        .artifact(big.id, "report.csv")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(report.data, b"sum,8\n");
+    let events = s.store.events(small.id, 0, 100).await.expect("events");
+    assert!(events.iter().any(|e| e.kind == "log"
+        && e.data["message"] == "the sum is small"
+        && e.data["step"] == "small"));
     s.stop().await;
 }
 
