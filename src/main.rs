@@ -3,6 +3,7 @@
 
 mod follow;
 mod jobs;
+mod run;
 mod settings;
 
 use std::path::PathBuf;
@@ -49,10 +50,12 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run workers in this process on the configured store (the embedded SQLite file by
-    /// default). The HTTP API joins it in a later release.
+    /// The HTTP API and workers in one process, on the configured store (the embedded
+    /// SQLite file by default).
     Serve(WorkerArgs),
-    /// Run a worker process (for fleets sharing PostgreSQL).
+    /// The HTTP API alone (workers run elsewhere, sharing PostgreSQL).
+    Api(WorkerArgs),
+    /// A worker process (for fleets sharing PostgreSQL).
     Worker(WorkerArgs),
     /// Apply pending migrations and exit.
     Migrate,
@@ -79,7 +82,7 @@ pub struct WorkerArgs {
     /// This worker's id (default: host-pid-random); shown as the lease owner.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
-    /// Where the HTTP API listens (overrides `api.bind`; used once the API lands).
+    /// Where the HTTP API listens (overrides `api.bind`).
     #[arg(long, value_name = "ADDR")]
     bind: Option<String>,
     /// Bearer token the API requires (overrides `api.token`).
@@ -180,18 +183,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config_file.as_deref(), cli.store.as_deref())?;
     let registry = Registry::builtin();
     match cli.command {
-        Command::Serve(args) | Command::Worker(args) => {
-            let store = settings.open_store_for_worker().await?;
-            let handle = drover_worker::start(store, registry, settings.worker_options(&args));
-            let stopper = handle.stopper();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                tracing::info!("shutdown requested; stopping gracefully");
-                stopper.shutdown();
-            });
-            handle.wait().await;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve(args) => run::serve(&settings, registry, &args, true, true).await,
+        Command::Api(args) => run::serve(&settings, registry, &args, true, false).await,
+        Command::Worker(args) => run::serve(&settings, registry, &args, false, true).await,
         Command::Migrate => {
             let store = settings.open_store().await?;
             println!("migrations applied to the {} store", store.backend());
@@ -210,22 +204,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             jobs::run_queues(&*store, command).await
         }
         Command::Demo(args) => demo(settings, registry, args).await,
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

@@ -20,6 +20,7 @@ pub const DEFAULT_QUEUE: &str = "default";
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     High,
@@ -73,6 +74,7 @@ impl FromStr for Priority {
 }
 
 /// Per-job time limits in seconds; `None` takes the worker's configured default.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
@@ -85,6 +87,7 @@ pub struct Timeouts {
 }
 
 /// Whether retrying can help.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureKind {
@@ -99,6 +102,7 @@ pub enum FailureKind {
 }
 
 /// Why a job failed (or why its last attempt did).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFailure {
     pub kind: FailureKind,
@@ -122,6 +126,7 @@ impl JobFailure {
 }
 
 /// A job as submitted. Everything but `kind` and `goal` has a default.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
@@ -279,9 +284,10 @@ pub struct InvalidJob {
 }
 
 /// A job as the store keeps it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
-    pub id: JobId,
+    pub id: Uuid,
     pub queue: String,
     pub kind: String,
     pub goal: String,
@@ -308,6 +314,8 @@ pub struct Job {
     pub pause_requested: bool,
     /// An operator asked a running job to cancel at its next safe point.
     pub cancel_requested: bool,
+    /// The seq of the newest entry of the job's event log.
+    pub event_seq: i64,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,

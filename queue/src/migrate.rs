@@ -22,6 +22,11 @@ pub const SQLITE: &[Migration] = &[
         name: "effects_artifacts",
         sql: include_str!("../../migrations/sqlite/0002_effects_artifacts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "event_notify",
+        sql: include_str!("../../migrations/sqlite/0003_event_notify.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -35,6 +40,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "effects_artifacts",
         sql: include_str!("../../migrations/postgres/0002_effects_artifacts.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "event_notify",
+        sql: include_str!("../../migrations/postgres/0003_event_notify.sql"),
     },
 ];
 

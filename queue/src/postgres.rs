@@ -50,7 +50,8 @@ impl Drop for ListenerTask {
     }
 }
 
-/// Channels, per schema: `<schema>.jobs` (payload: queue), `<schema>.control` (job id).
+/// Channels, per schema: `jobs` (payload: queue), `control` (job id), `events`
+/// (`job id:seq`, sent by a trigger on `job_events`).
 fn channel(schema: &str, name: &str) -> String {
     format!("drover.{schema}.{name}")
 }
@@ -121,6 +122,7 @@ impl PgStore {
         let notifier = self.notifier.clone();
         let jobs = channel(&self.schema, "jobs");
         let control = channel(&self.schema, "control");
+        let events = channel(&self.schema, "events");
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(50);
             loop {
@@ -133,7 +135,10 @@ impl PgStore {
                         continue;
                     }
                 };
-                if let Err(err) = listener.listen_all([jobs.as_str(), control.as_str()]).await {
+                if let Err(err) = listener
+                    .listen_all([jobs.as_str(), control.as_str(), events.as_str()])
+                    .await
+                {
                     tracing::warn!(error = %err, "LISTEN failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -148,6 +153,14 @@ impl PgStore {
                             notifier.publish(Signal::JobsAvailable {
                                 queue: Some(note.payload().to_string()),
                             })
+                        }
+                        Ok(Some(note)) if note.channel() == events => {
+                            let parsed = note.payload().split_once(':').and_then(|(job, seq)| {
+                                Some((job.parse().ok()?, seq.parse().ok()?))
+                            });
+                            if let Some((job, seq)) = parsed {
+                                notifier.publish(Signal::Event { job, seq });
+                            }
                         }
                         Ok(Some(note)) => {
                             if let Ok(job) = note.payload().parse() {

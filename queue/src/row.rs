@@ -49,6 +49,7 @@ macro_rules! job_from_row {
                 lease_expires_at: lease_expires_at.map($crate::job::from_millis),
                 pause_requested: row.try_get("pause_requested")?,
                 cancel_requested: row.try_get("cancel_requested")?,
+                event_seq: row.try_get("event_seq")?,
                 created_at: $crate::job::from_millis(row.try_get("created_at")?),
                 started_at: started_at.map($crate::job::from_millis),
                 updated_at: $crate::job::from_millis(row.try_get("updated_at")?),

@@ -269,6 +269,14 @@ impl SqliteStore {
         Ok(Enqueued::Created(job))
     }
 
+    /// Tells this process's event followers that `job`'s log grew (after the commit).
+    fn announce(&self, job: &Job) {
+        self.notifier.publish(Signal::Event {
+            job: job.id,
+            seq: job.event_seq,
+        });
+    }
+
     fn wake(&self, results: &[Enqueued]) {
         let mut queues: Vec<&str> = results
             .iter()
@@ -320,6 +328,7 @@ impl SqliteStore {
             .await?
             .ok_or(StoreError::NotFound(id))?;
         tx.commit().await?;
+        self.announce(&job);
         match change {
             Change::Request { .. } => self.notifier.publish(Signal::Control { job: id }),
             Change::Move(JobStatus::Queued) => self.notifier.publish(Signal::JobsAvailable {
@@ -524,6 +533,9 @@ impl Store for SqliteStore {
             });
         }
         tx.commit().await?;
+        for lease in &leases {
+            self.announce(&lease.job);
+        }
         leases.sort_by(|a, b| {
             (a.job.priority, a.job.run_at, a.job.id).cmp(&(b.job.priority, b.job.run_at, b.job.id))
         });
@@ -593,8 +605,12 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         let data = json!({"seq": seq, "step": checkpoint.step, "size": checkpoint.state.len()});
-        Self::append(&mut tx, fence.job, "checkpoint", &data, now).await?;
+        let event = Self::append(&mut tx, fence.job, "checkpoint", &data, now).await?;
         tx.commit().await?;
+        self.notifier.publish(Signal::Event {
+            job: fence.job,
+            seq: event,
+        });
         Ok(seq)
     }
 
@@ -818,6 +834,7 @@ impl Store for SqliteStore {
             .await?
             .ok_or(StoreError::NotFound(fence.job))?;
         tx.commit().await?;
+        self.announce(&job);
         Ok(job)
     }
 
@@ -843,6 +860,7 @@ impl Store for SqliteStore {
             .await?
             .ok_or(StoreError::NotFound(fence.job))?;
         tx.commit().await?;
+        self.announce(&job);
         Ok(job)
     }
 
@@ -870,6 +888,7 @@ impl Store for SqliteStore {
             .await?
             .ok_or(StoreError::NotFound(fence.job))?;
         tx.commit().await?;
+        self.announce(&job);
         if job.status == JobStatus::Queued {
             self.notifier.publish(Signal::JobsAvailable {
                 queue: Some(job.queue.clone()),
@@ -928,6 +947,12 @@ impl Store for SqliteStore {
             });
         }
         tx.commit().await?;
+        for reaped in &reaped {
+            self.notifier.publish(Signal::Event {
+                job: reaped.job,
+                seq: 0,
+            });
+        }
         if requeued {
             self.notifier.publish(Signal::JobsAvailable { queue: None });
         }

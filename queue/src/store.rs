@@ -171,9 +171,10 @@ pub struct NewCheckpoint {
 }
 
 /// A stored checkpoint.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Checkpoint {
-    pub job_id: JobId,
+    pub job_id: uuid::Uuid,
     /// Per job, increasing.
     pub seq: i64,
     pub step: String,
@@ -185,9 +186,10 @@ pub struct Checkpoint {
 }
 
 /// One entry of a job's event log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
-    pub job_id: JobId,
+    pub job_id: uuid::Uuid,
     /// Per job, increasing, no gaps.
     pub seq: i64,
     /// status | progress | checkpoint | log | artifact | error
@@ -215,6 +217,7 @@ pub struct NewArtifact {
 }
 
 /// A stored artifact's metadata.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArtifactMeta {
     pub name: String,
@@ -258,6 +261,7 @@ pub struct JobPage {
 }
 
 /// Per-queue depth and state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueStats {
     pub name: String,
@@ -271,6 +275,7 @@ pub struct QueueStats {
 }
 
 /// A live worker process, as its heartbeat reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkerInfo {
     pub id: String,

@@ -186,7 +186,9 @@ impl JobContext {
     /// Writes a checkpoint of `state` after `step` (fenced), zstd-compressed when large.
     /// Returns its seq.
     pub async fn checkpoint<S: Serialize>(&self, step: &str, state: &S) -> Result<i64, JobError> {
+        let started = std::time::Instant::now();
         let (bytes, compressed) = encode_checkpoint(state, &self.settings)?;
+        metrics::histogram!("drover_checkpoint_bytes").record(bytes.len() as f64);
         let keep = self.settings.max_checkpoints;
         self.write(|store, fence| {
             let checkpoint = NewCheckpoint {
@@ -197,6 +199,10 @@ impl JobContext {
             async move { store.checkpoint(fence, checkpoint, keep).await }
         })
         .await
+        .inspect(|_| {
+            metrics::histogram!("drover_checkpoint_write_seconds")
+                .record(started.elapsed().as_secs_f64());
+        })
     }
 
     /// The state of the newest checkpoint, when the job has one (a resumed run).

@@ -130,6 +130,10 @@ impl Heartbeat {
     async fn report(&mut self) {
         self.info.busy = self.running.lock().map(|r| r.len() as u32).unwrap_or(0);
         self.info.last_heartbeat = Utc::now();
+        metrics::gauge!("drover_worker_slots_busy", "worker" => self.info.id.clone())
+            .set(f64::from(self.info.busy));
+        metrics::gauge!("drover_worker_slots", "worker" => self.info.id.clone())
+            .set(f64::from(self.info.slots));
         if let Err(err) = self.store.heartbeat_worker(&self.info).await {
             tracing::warn!(error = %err, "worker heartbeat failed");
         }

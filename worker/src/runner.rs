@@ -37,6 +37,19 @@ enum Outcome {
     Panicked(String),
 }
 
+impl Outcome {
+    /// A metrics label: completed, failed (an attempt failed), timed_out, panicked, stopped.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Finished(Ok(_)) => "completed",
+            Outcome::Finished(Err(JobError::Timeout(_))) | Outcome::TimedOut(_) => "timed_out",
+            Outcome::Finished(Err(JobError::Interrupted(_))) | Outcome::Stopped(_) => "stopped",
+            Outcome::Finished(Err(_)) => "failed",
+            Outcome::Panicked(_) => "panicked",
+        }
+    }
+}
+
 /// Runs `lease`'s job to an outcome and settles it.
 pub(crate) async fn run(env: Arc<RunnerEnv>, lease: Lease, control: watch::Receiver<Control>) {
     let job = lease.job.clone();
@@ -44,6 +57,12 @@ pub(crate) async fn run(env: Arc<RunnerEnv>, lease: Lease, control: watch::Recei
         worker_id = %env.worker_id, attempt = job.attempt);
     async move {
         let fence = lease.fence();
+        let kind_label = job.kind.clone();
+        metrics::counter!("drover_jobs_started_total", "kind" => kind_label.clone()).increment(1);
+        let waited = (chrono::Utc::now() - job.run_at).to_std().unwrap_or_default();
+        metrics::histogram!("drover_job_wait_seconds", "kind" => kind_label.clone())
+            .record(waited.as_secs_f64());
+        let started = std::time::Instant::now();
         let outcome = match env.registry.get(&job.kind) {
             None => Outcome::Finished(Err(JobError::Permanent(format!(
                 "this worker has no kind `{}`",
@@ -82,6 +101,16 @@ pub(crate) async fn run(env: Arc<RunnerEnv>, lease: Lease, control: watch::Recei
             }
         };
         tracing::debug!(?outcome, "run ended");
+        let label = outcome.label();
+        metrics::histogram!("drover_job_run_seconds", "kind" => kind_label.clone(), "outcome" => label)
+            .record(started.elapsed().as_secs_f64());
+        match label {
+            "completed" => metrics::counter!("drover_jobs_completed_total", "kind" => kind_label).increment(1),
+            "failed" | "timed_out" | "panicked" => {
+                metrics::counter!("drover_jobs_failed_total", "kind" => kind_label).increment(1)
+            }
+            _ => {}
+        }
         settle(&env, fence, job.attempt, outcome, control).await;
     }
     .instrument(span)

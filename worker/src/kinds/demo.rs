@@ -160,17 +160,32 @@ async fn post_effect(
         .json(&json!({ "job_id": job_id, "item": item }))
         .send()
         .await
-        .map_err(|e| JobError::Transient(format!("effect POST failed: {e}")))?;
+        .map_err(|e| {
+            metrics::counter!("drover_external_calls_total", "tool" => "demo_effect", "outcome" => "error")
+                .increment(1);
+            JobError::Transient(format!("effect POST failed: {e}"))
+        })?;
     let status = response.status();
-    if status.is_success() {
-        return Ok(json!({ "status": status.as_u16() }));
-    }
-    let message = format!("effect POST answered {status}");
-    if status.as_u16() == 429 || status.is_server_error() {
-        Err(JobError::Transient(message))
+    let (outcome, result) = if status.is_success() {
+        ("ok", Ok(json!({ "status": status.as_u16() })))
+    } else if status.as_u16() == 429 || status.is_server_error() {
+        (
+            "transient",
+            Err(JobError::Transient(format!(
+                "effect POST answered {status}"
+            ))),
+        )
     } else {
-        Err(JobError::Permanent(message))
-    }
+        (
+            "permanent",
+            Err(JobError::Permanent(format!(
+                "effect POST answered {status}"
+            ))),
+        )
+    };
+    metrics::counter!("drover_external_calls_total", "tool" => "demo_effect", "outcome" => outcome)
+        .increment(1);
+    result
 }
 
 #[cfg(test)]

@@ -1,0 +1,432 @@
+//! `/v1` handlers: parse and validate at the edge, call the store, answer JSON.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use drover_queue::job::MAX_QUEUE_NAME_LEN;
+use drover_queue::{
+    ArtifactMeta, Checkpoint, Enqueued, Job, JobFilter, JobId, JobStatus, NewJob, QueueStats,
+    WorkerInfo,
+};
+use serde::Serialize;
+
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState};
+
+/// The most jobs one batch may hold.
+pub const MAX_BATCH: usize = 10_000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JobBatch {
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckpointList {
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ArtifactList {
+    pub artifacts: Vec<ArtifactMeta>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueStats>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkerList {
+    pub workers: Vec<WorkerInfo>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QueueState {
+    pub queue: String,
+    pub paused: bool,
+}
+
+fn parse_id(id: &str) -> Result<JobId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found(format!("job {id} not found (not a job id)")))
+}
+
+/// Parses a job body; errors name the field (`priority`, `timeouts.step_timeout`, …).
+fn parse_job(value: serde_json::Value, at: &str) -> Result<NewJob, ApiError> {
+    serde_path_to_error::deserialize::<_, NewJob>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (at.is_empty(), path.as_str()) {
+            (true, ".") => "body".to_string(),
+            (true, _) => path,
+            (false, ".") => at.to_string(),
+            (false, _) => format!("{at}.{path}"),
+        };
+        ApiError::invalid(&field, e.into_inner())
+    })
+}
+
+fn parse_body(body: &Bytes) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("body: not valid JSON: {e}")))
+}
+
+fn prepare(state: &AppState, job: NewJob, at: &str) -> Result<NewJob, ApiError> {
+    state.registry.prepare(job).map_err(|e| {
+        let field = if at.is_empty() {
+            e.field.to_string()
+        } else {
+            format!("{at}.{}", e.field)
+        };
+        ApiError::invalid(&field, e.message)
+    })
+}
+
+/// Submit a job.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = NewJob,
+    responses(
+        (status = 201, description = "Stored", body = Job),
+        (status = 200, description = "A job with this idempotency_key and the same body exists", body = Job),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid (named in the message)", body = ErrorBody),
+        (status = 409, description = "idempotency_key used with a different body", body = ErrorBody),
+        (status = 429, description = "The queue holds max_queue_size jobs", body = ErrorBody),
+    ))]
+pub async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let job = prepare(&state, parse_job(parse_body(&body)?, "")?, "")?;
+    let kind = job.kind.clone();
+    let outcome = state.store.enqueue(job).await?;
+    Ok(match outcome {
+        Enqueued::Created(job) => {
+            metrics::counter!("drover_jobs_enqueued_total", "kind" => kind).increment(1);
+            (StatusCode::CREATED, Json(job)).into_response()
+        }
+        Enqueued::Existing(job) => (StatusCode::OK, Json(job)).into_response(),
+    })
+}
+
+/// Submit many jobs in one transaction (all or none).
+#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = Vec<NewJob>,
+    responses(
+        (status = 201, description = "Stored (jobs that already existed by idempotency_key are returned as they are)", body = JobBatch),
+        (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+    ))]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let serde_json::Value::Array(items) = parse_body(&body)? else {
+        return Err(ApiError::invalid("body", "must be an array of jobs"));
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "body",
+            format!("must hold 1 to {MAX_BATCH} jobs"),
+        ));
+    }
+    let mut jobs = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = format!("[{i}]");
+        jobs.push(prepare(&state, parse_job(item, &at)?, &at)?);
+    }
+    let mut created: HashMap<String, u64> = HashMap::new();
+    let results = state.store.enqueue_batch(jobs).await?;
+    for result in &results {
+        if result.is_created() {
+            *created.entry(result.job().kind.clone()).or_default() += 1;
+        }
+    }
+    for (kind, n) in created {
+        metrics::counter!("drover_jobs_enqueued_total", "kind" => kind).increment(n);
+    }
+    let jobs = results.into_iter().map(Enqueued::into_job).collect();
+    Ok((StatusCode::CREATED, Json(JobBatch { jobs })).into_response())
+}
+
+/// List jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(
+        ("status" = Option<String>, Query, description = "queued | running | paused | completed | failed | cancelled"),
+        ("kind" = Option<String>, Query), ("created_by" = Option<String>, Query),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = JobList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<JobList>, ApiError> {
+    for key in query.keys() {
+        if !matches!(
+            key.as_str(),
+            "status" | "kind" | "created_by" | "limit" | "cursor" | "token"
+        ) {
+            return Err(ApiError::bad_request(format!(
+                "{key}: unknown query parameter (expected status, kind, created_by, limit, cursor)"
+            )));
+        }
+    }
+    let status = match query.get("status") {
+        None => None,
+        Some(s) => Some(
+            s.parse::<JobStatus>()
+                .map_err(|e| ApiError::bad_request(format!("status: {e}")))?,
+        ),
+    };
+    let limit = match query.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::bad_request("limit: must be a number from 1 to 1000"))?,
+    };
+    let before = match query.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            c.parse::<JobId>()
+                .map_err(|_| ApiError::bad_request("cursor: not a cursor this API returned"))?,
+        ),
+    };
+    let page = state
+        .store
+        .list(&JobFilter {
+            status,
+            kind: query.get("kind").cloned(),
+            created_by: query.get("created_by").cloned(),
+            before,
+            limit,
+        })
+        .await?;
+    Ok(Json(JobList {
+        jobs: page.jobs,
+        next_cursor: page.next.map(|id| id.to_string()),
+    }))
+}
+
+/// One job.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(state.store.get(parse_id(&id)?).await?))
+}
+
+/// Pause: a queued job at once; a running one at its next safe point.
+#[utoipa::path(post, path = "/v1/jobs/{id}/pause", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody),
+        (status = 409, description = "Not allowed from the job's status", body = ErrorBody)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(state.store.pause(parse_id(&id)?).await?),
+    ))
+}
+
+/// Resume a paused job (or withdraw a running job's pending pause).
+#[utoipa::path(post, path = "/v1/jobs/{id}/resume", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(state.store.resume(parse_id(&id)?).await?),
+    ))
+}
+
+/// Cancel: queued or paused at once; running at its next safe point.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(state.store.cancel(parse_id(&id)?).await?),
+    ))
+}
+
+/// The job's events as Server-Sent Events: replay after `Last-Event-ID` (or `?after=`),
+/// then live; `event: end` after the terminal status.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
+    params(("id" = String, Path), ("after" = Option<i64>, Query, description = "replay after this seq"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "replay after this seq (wins over after)")),
+    responses((status = 200, description = "text/event-stream: id = seq, event = status | progress | checkpoint | log | artifact | error | end, data = JSON"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let after = match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| {
+                ApiError::bad_request("Last-Event-ID: must be an event seq (a whole number)")
+            })?,
+        None => match query.get("after") {
+            Some(after) => after
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request("after: must be an event seq (a whole number)")
+                })?,
+            None => 0,
+        },
+    };
+    let job = state.store.get(id).await?;
+    let start = after.max(0).min(job.event_seq);
+    Ok(crate::sse::stream(&state.hub, state.store.clone(), id, after, start).into_response())
+}
+
+/// The kept checkpoints' metadata.
+#[utoipa::path(get, path = "/v1/jobs/{id}/checkpoints", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = CheckpointList), (status = 404, body = ErrorBody)))]
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CheckpointList>, ApiError> {
+    let id = parse_id(&id)?;
+    state.store.get(id).await?;
+    Ok(Json(CheckpointList {
+        checkpoints: state.store.checkpoints(id).await?,
+    }))
+}
+
+/// The job's artifacts.
+#[utoipa::path(get, path = "/v1/jobs/{id}/artifacts", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = ArtifactList), (status = 404, body = ErrorBody)))]
+pub async fn artifacts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ArtifactList>, ApiError> {
+    let id = parse_id(&id)?;
+    state.store.get(id).await?;
+    Ok(Json(ArtifactList {
+        artifacts: state.store.artifacts(id).await?,
+    }))
+}
+
+/// Download one artifact.
+#[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", tag = "jobs",
+    params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The artifact's bytes, with its content type"), (status = 404, body = ErrorBody)))]
+pub async fn artifact(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let artifact = state
+        .store
+        .artifact(id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} has no artifact `{name}`")))?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        name.replace(['"', '\\', '\r', '\n'], "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, artifact.meta.content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        artifact.data,
+    )
+        .into_response())
+}
+
+/// Per queue: depth by status and priority, oldest waiting age, paused flag.
+#[utoipa::path(get, path = "/v1/queues", tag = "queues", responses((status = 200, body = QueueList)))]
+pub async fn queues(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
+    Ok(Json(QueueList {
+        queues: state.store.queues().await?,
+    }))
+}
+
+fn queue_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_QUEUE_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "name",
+            format!("a queue name is 1 to {MAX_QUEUE_NAME_LEN} of [A-Za-z0-9._-]"),
+        ))
+    }
+}
+
+/// Stop leasing from a queue.
+#[utoipa::path(post, path = "/v1/queues/{name}/pause", tag = "queues", params(("name" = String, Path)),
+    responses((status = 202, body = QueueState), (status = 422, body = ErrorBody)))]
+pub async fn pause_queue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<QueueState>), ApiError> {
+    queue_name(&name)?;
+    state.store.pause_queue(&name).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(QueueState {
+            queue: name,
+            paused: true,
+        }),
+    ))
+}
+
+/// Restart leasing from a queue.
+#[utoipa::path(post, path = "/v1/queues/{name}/resume", tag = "queues", params(("name" = String, Path)),
+    responses((status = 202, body = QueueState), (status = 422, body = ErrorBody)))]
+pub async fn resume_queue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<QueueState>), ApiError> {
+    queue_name(&name)?;
+    state.store.resume_queue(&name).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(QueueState {
+            queue: name,
+            paused: false,
+        }),
+    ))
+}
+
+/// Live workers (a heartbeat within the last minute).
+#[utoipa::path(get, path = "/v1/workers", tag = "workers", responses((status = 200, body = WorkerList)))]
+pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
+    Ok(Json(WorkerList {
+        workers: state.store.workers(Duration::from_secs(60)).await?,
+    }))
+}
