@@ -1,10 +1,13 @@
-//! Following a job's event log until it finishes (`submit --follow`, `jobs events --follow`,
-//! `demo`). Reads the log from the store; the SSE client replaces this once the API lands.
+//! Following a job's event log until it finishes (`submit --follow`, `jobs events`, `demo`):
+//! from the HTTP API's SSE stream with `--api`, from the store otherwise. On a terminal it
+//! draws a live progress bar; otherwise it prints one line per event.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use drover_queue::{Event, Job, JobId, JobStatus, Store};
+
+use crate::client::ApiClient;
 
 /// Prints events after `after` as they are appended; returns the job once it is terminal.
 pub async fn follow_from(
@@ -14,11 +17,13 @@ pub async fn follow_from(
     print: bool,
 ) -> anyhow::Result<Job> {
     let mut signals = store.notifier().subscribe();
+    let renderer = print.then(Renderer::new);
     loop {
         let events = store.events(id, after, 500).await?;
         for event in &events {
-            if print {
-                println!("{}", describe(event));
+            if let Some(renderer) = &renderer {
+                let time = event.created_at.format("%H:%M:%S%.3f").to_string();
+                renderer.event(Some(event.seq), &time, &event.kind, &event.data);
             }
             after = event.seq;
         }
@@ -28,6 +33,9 @@ pub async fn follow_from(
                 // Terminal, and every event up to it has been printed.
                 let rest = store.events(id, after, 500).await?;
                 if rest.is_empty() {
+                    if let Some(renderer) = &renderer {
+                        renderer.finish();
+                    }
                     return Ok(job);
                 }
                 continue;
@@ -42,28 +50,49 @@ pub async fn follow(store: &dyn Store, id: JobId, print: bool) -> anyhow::Result
     follow_from(store, id, 0, print).await
 }
 
+/// Follows the job's SSE stream from the API after `after`; returns the finished job.
+pub async fn follow_api(client: &ApiClient, id: &str, after: i64) -> anyhow::Result<Job> {
+    let renderer = Renderer::new();
+    client
+        .follow(id, after, |message| {
+            let data: serde_json::Value =
+                serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null);
+            let time = chrono::Utc::now().format("%H:%M:%S%.3f").to_string();
+            renderer.event(message.id, &time, &message.event, &data);
+        })
+        .await?;
+    renderer.finish();
+    client.get(id).await
+}
+
 /// One line per event.
 pub fn describe(event: &Event) -> String {
     let time = event.created_at.format("%H:%M:%S%.3f");
-    let detail = match event.kind.as_str() {
+    let detail = summary(&event.kind, &event.data);
+    format!("{time}  #{:<4} {:<10} {detail}", event.seq, event.kind)
+}
+
+/// A short human summary of an event's data.
+pub fn summary(kind: &str, data: &serde_json::Value) -> String {
+    match kind {
         "status" => {
-            let mut line = event.data["status"].as_str().unwrap_or("?").to_string();
-            if let Some(worker) = event.data["worker"].as_str() {
+            let mut line = data["status"].as_str().unwrap_or("?").to_string();
+            if let Some(worker) = data["worker"].as_str() {
                 line.push_str(&format!(" on {worker}"));
             }
-            if let Some(n) = event.data["attempt"].as_u64().filter(|n| *n > 0) {
+            if let Some(n) = data["attempt"].as_u64().filter(|n| *n > 0) {
                 line.push_str(&format!(" (attempt {n})"));
             }
-            if let Some(reason) = event.data["reason"].as_str() {
+            if let Some(reason) = data["reason"].as_str() {
                 line.push_str(&format!(" [{reason}]"));
             }
-            if let Some(message) = event.data["error"]["message"].as_str() {
+            if let Some(message) = data["error"]["message"].as_str() {
                 line.push_str(&format!(": {message}"));
             }
             line
         }
         "progress" => {
-            let d = &event.data;
+            let d = data;
             let mut line = String::new();
             if let Some(step) = d["step"].as_str().or(d["stage"].as_str()) {
                 line.push_str(step);
@@ -86,23 +115,88 @@ pub fn describe(event: &Event) -> String {
         }
         "checkpoint" => format!(
             "#{} at step {} ({} bytes)",
-            event.data["seq"],
-            event.data["step"].as_str().unwrap_or("?"),
-            event.data["size"]
+            data["seq"],
+            data["step"].as_str().unwrap_or("?"),
+            data["size"]
         ),
-        "log" => event.data["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        "log" => data["message"].as_str().unwrap_or_default().to_string(),
         "error" => format!(
             "{} error in step {}: {}",
-            event.data["kind"].as_str().unwrap_or("?"),
-            event.data["step"].as_str().unwrap_or("?"),
-            event.data["message"].as_str().unwrap_or("?")
+            data["kind"].as_str().unwrap_or("?"),
+            data["step"].as_str().unwrap_or("?"),
+            data["message"].as_str().unwrap_or("?")
         ),
-        _ => event.data.to_string(),
-    };
-    format!("{time}  #{:<4} {:<10} {detail}", event.seq, event.kind)
+        _ => data.to_string(),
+    }
+}
+
+/// Shows a followed job: a live progress bar on a terminal, one line per event otherwise.
+pub struct Renderer {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix:>9} [{bar:40.cyan/blue}] {pos}/{len} {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Renderer { bar }
+    }
+
+    /// One event: `seq` and `time` label the plain line.
+    pub fn event(&self, seq: Option<i64>, time: &str, kind: &str, data: &serde_json::Value) {
+        let line = format!(
+            "{time}  #{:<4} {kind:<10} {}",
+            seq.unwrap_or(0),
+            summary(kind, data)
+        );
+        let Some(bar) = &self.bar else {
+            println!("{line}");
+            return;
+        };
+        match kind {
+            "progress" => {
+                let total = data["items_total"]
+                    .as_u64()
+                    .or(data["total_steps"].as_u64());
+                let done = if data["items_total"].is_u64() {
+                    data["items_processed"].as_u64()
+                } else {
+                    data["steps_done"].as_u64()
+                };
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                if let Some(done) = done {
+                    bar.set_position(done);
+                }
+                if let Some(step) = data["step"].as_str().or(data["stage"].as_str()) {
+                    bar.set_message(step.to_string());
+                }
+            }
+            "status" => {
+                bar.set_prefix(data["status"].as_str().unwrap_or("?").to_string());
+                bar.println(line);
+            }
+            "checkpoint" => {}
+            _ => bar.println(line),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// 0 when the job completed; 1 when it failed; 2 when it was cancelled.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use drover_queue::{Job, JobFilter, JobId, JobStatus, Store};
 
+use crate::client::ApiClient;
 use crate::follow;
 
 #[derive(Subcommand)]
@@ -81,29 +82,7 @@ pub async fn run(store: &dyn Store, command: JobsCommand) -> anyhow::Result<Exit
                     limit: limit as usize,
                 })
                 .await?;
-            if json {
-                let body = serde_json::json!({"jobs": page.jobs, "next_cursor": page.next});
-                println!("{}", serde_json::to_string_pretty(&body)?);
-            } else {
-                println!(
-                    "{:<36}  {:<9}  {:<8}  {:<6}  {:<7}  GOAL",
-                    "ID", "STATUS", "KIND", "PRIO", "ATTEMPT"
-                );
-                for job in &page.jobs {
-                    println!(
-                        "{:<36}  {:<9}  {:<8}  {:<6}  {:<7}  {}",
-                        job.id,
-                        job.status,
-                        job.kind,
-                        job.priority,
-                        format!("{}/{}", job.attempt, job.max_attempts),
-                        truncate(&job.goal, 60)
-                    );
-                }
-                if let Some(next) = page.next {
-                    println!("more: drover jobs list --cursor {next}");
-                }
-            }
+            print_list(&page.jobs, page.next.map(|n| n.to_string()), json)?;
         }
         JobsCommand::Show { id, json } => {
             let job = store.get(id).await?;
@@ -137,24 +116,7 @@ pub async fn run_queues(store: &dyn Store, command: QueuesCommand) -> anyhow::Re
             if json {
                 println!("{}", serde_json::to_string_pretty(&queues)?);
             } else {
-                println!(
-                    "{:<20}  {:<6}  {:>7}  {:>7}  {:>7}  OLDEST WAITING",
-                    "QUEUE", "PAUSED", "QUEUED", "RUNNING", "PAUSED"
-                );
-                for q in &queues {
-                    let n = |s: &str| q.by_status.get(s).copied().unwrap_or(0);
-                    println!(
-                        "{:<20}  {:<6}  {:>7}  {:>7}  {:>7}  {}",
-                        q.name,
-                        if q.paused { "yes" } else { "no" },
-                        n("queued"),
-                        n("running"),
-                        n("paused"),
-                        q.oldest_waiting_secs
-                            .map(|s| format!("{s:.1}s"))
-                            .unwrap_or_else(|| "-".into())
-                    );
-                }
+                print_queues(&queues);
             }
         }
         QueuesCommand::Pause { name } => {
@@ -163,6 +125,135 @@ pub async fn run_queues(store: &dyn Store, command: QueuesCommand) -> anyhow::Re
         }
         QueuesCommand::Resume { name } => {
             store.resume_queue(&name).await?;
+            println!("queue {name} resumed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_list(jobs: &[Job], next: Option<String>, json: bool) -> anyhow::Result<()> {
+    if json {
+        let body = serde_json::json!({"jobs": jobs, "next_cursor": next});
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<9}  {:<8}  {:<6}  {:<7}  GOAL",
+        "ID", "STATUS", "KIND", "PRIO", "ATTEMPT"
+    );
+    for job in jobs {
+        println!(
+            "{:<36}  {:<9}  {:<8}  {:<6}  {:<7}  {}",
+            job.id,
+            job.status,
+            job.kind,
+            job.priority,
+            format!("{}/{}", job.attempt, job.max_attempts),
+            truncate(&job.goal, 60)
+        );
+    }
+    if let Some(next) = next {
+        println!("more: drover jobs list --cursor {next}");
+    }
+    Ok(())
+}
+
+fn print_queues(queues: &[drover_queue::QueueStats]) {
+    println!(
+        "{:<20}  {:<6}  {:>7}  {:>7}  {:>7}  OLDEST WAITING",
+        "QUEUE", "PAUSED", "QUEUED", "RUNNING", "PAUSED"
+    );
+    for q in queues {
+        let n = |s: &str| q.by_status.get(s).copied().unwrap_or(0);
+        println!(
+            "{:<20}  {:<6}  {:>7}  {:>7}  {:>7}  {}",
+            q.name,
+            if q.paused { "yes" } else { "no" },
+            n("queued"),
+            n("running"),
+            n("paused"),
+            q.oldest_waiting_secs
+                .map(|s| format!("{s:.1}s"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+}
+
+/// `drover jobs …` through the HTTP API.
+pub async fn run_api(client: &ApiClient, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        JobsCommand::List {
+            status,
+            kind,
+            created_by,
+            limit,
+            cursor,
+            json,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(status) = status {
+                query.push(("status", status.to_string()));
+            }
+            if let Some(kind) = kind {
+                query.push(("kind", kind));
+            }
+            if let Some(created_by) = created_by {
+                query.push(("created_by", created_by));
+            }
+            if let Some(cursor) = cursor {
+                query.push(("cursor", cursor.to_string()));
+            }
+            let (jobs, next) = client.list(&query).await?;
+            print_list(&jobs, next, json)?;
+        }
+        JobsCommand::Show { id, json } => {
+            let job = client.get(&id.to_string()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            } else {
+                print_job(&job);
+            }
+        }
+        JobsCommand::Pause { id } => {
+            report("pause", &client.control(&id.to_string(), "pause").await?)
+        }
+        JobsCommand::Resume { id } => {
+            report("resume", &client.control(&id.to_string(), "resume").await?)
+        }
+        JobsCommand::Cancel { id } => {
+            report("cancel", &client.control(&id.to_string(), "cancel").await?)
+        }
+        JobsCommand::Events { id, after, .. } => {
+            // The API's stream replays, then follows until the job finishes.
+            let job = follow::follow_api(client, &id.to_string(), after).await?;
+            return Ok(follow::exit_code(&job));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drover queues …` through the HTTP API.
+pub async fn run_queues_api(
+    client: &ApiClient,
+    command: QueuesCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        QueuesCommand::List { json } => {
+            let body = client.queues().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body["queues"])?);
+            } else {
+                let queues: Vec<drover_queue::QueueStats> =
+                    serde_json::from_value(body["queues"].clone()).unwrap_or_default();
+                print_queues(&queues);
+            }
+        }
+        QueuesCommand::Pause { name } => {
+            client.queue(&name, "pause").await?;
+            println!("queue {name} paused: no new leases until resumed");
+        }
+        QueuesCommand::Resume { name } => {
+            client.queue(&name, "resume").await?;
             println!("queue {name} resumed");
         }
     }

@@ -1,6 +1,7 @@
 //! `drover`: the one binary. Runs workers (and, from the API issue on, the HTTP API),
 //! applies migrations, submits and manages jobs.
 
+mod client;
 mod follow;
 mod jobs;
 mod run;
@@ -35,6 +36,19 @@ struct Cli {
     /// Store URL: sqlite://path | postgres://…[?schema=name]. Overrides `queue.url`.
     #[arg(long, global = true, env = "DROVER_STORE", value_name = "URL")]
     store: Option<String>,
+    /// Talk to a drover API at this URL instead of opening the store (submit, jobs, queues).
+    #[arg(long, global = true, env = "DROVER_API", value_name = "URL")]
+    api: Option<String>,
+    /// Bearer token: the one `serve`/`api` require (overrides `api.token`), and the one
+    /// the client commands send with `--api`.
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DROVER_LOG_FORMAT")]
     log_format: LogFormat,
@@ -183,57 +197,71 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config_file.as_deref(), cli.store.as_deref())?;
     let registry = Registry::builtin();
     match cli.command {
-        Command::Serve(args) => run::serve(&settings, registry, &args, true, true).await,
-        Command::Api(args) => run::serve(&settings, registry, &args, true, false).await,
-        Command::Worker(args) => run::serve(&settings, registry, &args, false, true).await,
+        Command::Serve(args) => run::serve(&settings, registry, &args, cli.token, true, true).await,
+        Command::Api(args) => run::serve(&settings, registry, &args, cli.token, true, false).await,
+        Command::Worker(args) => {
+            run::serve(&settings, registry, &args, cli.token, false, true).await
+        }
         Command::Migrate => {
             let store = settings.open_store().await?;
             println!("migrations applied to the {} store", store.backend());
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => {
-            let store = settings.open_store().await?;
-            submit(&*store, &registry, args).await
+            let job = new_job(&registry, &args)?;
+            match client(&cli.api, cli.token)? {
+                Some(client) => submit_api(&client, job, &args).await,
+                None => submit(&*settings.open_store().await?, job, &args).await,
+            }
         }
-        Command::Jobs(command) => {
-            let store = settings.open_store().await?;
-            jobs::run(&*store, command).await
-        }
-        Command::Queues(command) => {
-            let store = settings.open_store().await?;
-            jobs::run_queues(&*store, command).await
-        }
+        Command::Jobs(command) => match client(&cli.api, cli.token)? {
+            Some(client) => jobs::run_api(&client, command).await,
+            None => jobs::run(&*settings.open_store().await?, command).await,
+        },
+        Command::Queues(command) => match client(&cli.api, cli.token)? {
+            Some(client) => jobs::run_queues_api(&client, command).await,
+            None => jobs::run_queues(&*settings.open_store().await?, command).await,
+        },
         Command::Demo(args) => demo(settings, registry, args).await,
     }
 }
 
-async fn submit(
-    store: &dyn Store,
-    registry: &Registry,
-    args: SubmitArgs,
-) -> anyhow::Result<ExitCode> {
+fn client(
+    api: &Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<Option<client::ApiClient>> {
+    api.as_deref()
+        .map(|url| client::ApiClient::new(url, token))
+        .transpose()
+}
+
+/// The job `submit` asks for, checked against the kinds this binary knows.
+fn new_job(registry: &Registry, args: &SubmitArgs) -> anyhow::Result<NewJob> {
     let config = match args.config.as_deref() {
         None => serde_json::json!({}),
         Some(text) => parse_config_arg(text)?,
     };
-    let mut job = NewJob::new(args.kind, args.goal)
+    let mut job = NewJob::new(args.kind.clone(), args.goal.clone())
         .config(config)
         .priority(args.priority.into());
-    job.queue = args.queue;
+    job.queue = args.queue.clone();
     job.max_attempts = args.max_attempts;
-    job.idempotency_key = args.idempotency_key;
-    job.created_by = args.created_by.or_else(|| std::env::var("USER").ok());
+    job.idempotency_key = args.idempotency_key.clone();
+    job.created_by = args
+        .created_by
+        .clone()
+        .or_else(|| std::env::var("USER").ok());
     if let Some(when) = args.run_at.as_deref() {
         job.run_at = Some(parse_run_at(when)?);
     }
-    let job = registry
+    registry
         .prepare(job)
-        .map_err(|e| anyhow::anyhow!("invalid job ({}): {}", flag_of(e.field), e.message))?;
-    let outcome = store.enqueue(job).await?;
-    let created = outcome.is_created();
-    let job = outcome.into_job();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&job)?);
+        .map_err(|e| anyhow::anyhow!("invalid job ({}): {}", flag_of(e.field), e.message))
+}
+
+fn report_submitted(job: &drover_queue::Job, created: bool, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(job)?);
     } else if created {
         println!(
             "job {} queued ({}, {} priority, queue {})",
@@ -245,10 +273,32 @@ async fn submit(
             job.id, job.status
         );
     }
+    Ok(())
+}
+
+async fn submit(store: &dyn Store, job: NewJob, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
+    let outcome = store.enqueue(job).await?;
+    let created = outcome.is_created();
+    let job = outcome.into_job();
+    report_submitted(&job, created, args.json)?;
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
     }
     let finished = follow::follow(store, job.id, !args.json).await?;
+    Ok(follow::exit_code(&finished))
+}
+
+async fn submit_api(
+    client: &client::ApiClient,
+    job: NewJob,
+    args: &SubmitArgs,
+) -> anyhow::Result<ExitCode> {
+    let (job, created) = client.submit(&job).await?;
+    report_submitted(&job, created, args.json)?;
+    if !args.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let finished = follow::follow_api(client, &job.id.to_string(), 0).await?;
     Ok(follow::exit_code(&finished))
 }
 

@@ -15,6 +15,7 @@ pub async fn serve(
     settings: &Settings,
     registry: Registry,
     args: &WorkerArgs,
+    token: Option<String>,
     api: bool,
     workers: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -42,10 +43,7 @@ pub async fn serve(
             format!("--bind / api.bind: `{bind}` is not an address like 127.0.0.1:8080")
         })?;
         let config = drover_api::ApiConfig {
-            token: args
-                .token
-                .clone()
-                .or_else(|| settings.config.api.token.clone()),
+            token: token.or_else(|| settings.config.api.token.clone()),
             max_body_bytes: settings.config.api.max_body_bytes as usize,
         };
         let state = drover_api::AppState::new(store.clone(), registry, config);

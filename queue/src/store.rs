@@ -262,7 +262,7 @@ pub struct JobPage {
 
 /// Per-queue depth and state.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct QueueStats {
     pub name: String,
     pub paused: bool,
