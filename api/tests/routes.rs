@@ -575,28 +575,7 @@ async fn queues_workers_and_operations(backend: Backend) {
     api.done().await;
 }
 
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(drover_queue::testing::Backend::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(drover_queue::testing::Backend::postgres()).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
+drover_queue::on_every_backend!(
     submit_creates_dedupes_and_refuses_bad_input,
     limits_backpressure_and_auth,
     batch_inserts_all_or_none,

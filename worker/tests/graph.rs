@@ -488,7 +488,7 @@ async fn checkpoints_follow_the_policy_and_compress(backend: Backend) {
     s.stop().await;
 }
 
-on_every_backend!(
+drover_queue::on_every_backend!(
     pause_mid_map_then_resume_continues_from_the_checkpoint,
     cancel_queued_paused_and_running_jobs,
     transient_failure_resumes_without_repeating_effects,

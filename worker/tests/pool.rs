@@ -268,7 +268,7 @@ async fn max_jobs_stops_the_worker(backend: Backend) {
     s.backend.cleanup().await;
 }
 
-on_every_backend!(
+drover_queue::on_every_backend!(
     runs_at_most_slots_jobs_at_once,
     transient_errors_retry_with_backoff,
     permanent_errors_and_panics_fail_at_once,

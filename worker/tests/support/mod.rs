@@ -82,26 +82,3 @@ impl Setup {
 pub fn is(status: JobStatus) -> impl Fn(&Job) -> bool {
     move |job| job.status == status
 }
-
-/// Generates one test per backend for each named async fn taking a `Backend`.
-#[macro_export]
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(drover_queue::testing::Backend::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(drover_queue::testing::Backend::postgres()).await;
-                }
-            )*
-        }
-    };
-}
