@@ -142,7 +142,7 @@ async fn sse_stream_survives_a_worker_crash_and_reconnects_without_repeats() {
     let store = open(&url).await;
     let logs = tempfile::tempdir().expect("temp dir");
     let api = start_api(&url, logs.path()).await;
-    let mut workers = vec![
+    let mut workers = [
         spawn_worker(&url, "w1", 2, logs.path()),
         spawn_worker(&url, "w2", 2, logs.path()),
     ];
