@@ -14,16 +14,16 @@ use tokio::time::{sleep, Instant};
 
 const POLL: Duration = Duration::from_millis(100);
 const DEADLINE: Duration = Duration::from_secs(30);
+const CHROMIUM_ARGS: &str = "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+    --disable-background-networking --disable-component-update --disable-sync --no-first-run";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr of the ephemeral port")
-        .port()
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+    addr.expect("an ephemeral port").port()
 }
 
-/// A child process (and its process group) stopped on drop: SIGTERM, then SIGKILL.
+/// A child process in its own process group (so the Chromium that ChromeDriver starts goes
+/// down with it), stopped on drop: SIGTERM to the group, then SIGKILL after 5s.
 struct Proc {
     name: &'static str,
     child: Child,
@@ -31,75 +31,65 @@ struct Proc {
 
 impl Proc {
     fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
-        // Own process group, so Chromium started by ChromeDriver goes down with it.
-        let child = cmd
-            .process_group(0)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let child = cmd.process_group(0).stdin(Stdio::null()).spawn();
+        let child = child.unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         Proc { name, child }
     }
 
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on the process group of our own child (its pid is the pgid).
+    fn signal_group(&self, sig: i32) {
+        // SAFETY: kill(2) on the process group led by our own, not yet reaped, child.
         unsafe { libc::kill(-(self.child.id() as i32), sig) };
     }
 
-    fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited early: {status}", self.name);
+    /// Polls `url` until it answers 200; panics if the process exits or the deadline passes.
+    async fn wait_ready(&mut self, http: &reqwest::Client, url: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited before answering {url}: {status}", self.name);
+            }
+            if let Ok(res) = http.get(url).send().await {
+                if res.status().is_success() {
+                    return;
+                }
+            }
+            let (name, late) = (self.name, Instant::now() > deadline);
+            assert!(!late, "{name}: no 200 from {url} in {DEADLINE:?}");
+            sleep(POLL).await;
         }
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        self.signal(libc::SIGTERM);
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        self.signal_group(libc::SIGTERM);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                self.signal(libc::SIGKILL); // stragglers in the group, if any
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.signal(libc::SIGKILL);
+        self.signal_group(libc::SIGKILL);
         let _ = self.child.wait();
     }
 }
 
-/// Polls `url` until it answers 200, or panics after the deadline.
-async fn wait_http_ok(http: &reqwest::Client, url: &str, proc: &mut Proc) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        proc.assert_alive();
-        if let Ok(res) = http.get(url).send().await {
-            if res.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not answer 200 at {url} within {DEADLINE:?}",
-            proc.name
-        );
-        sleep(POLL).await;
-    }
-}
-
-/// The outerHTML of `selector` (or of the job table when it is absent), plus banner and toast.
+/// The outerHTML of `selector` (or of the job table when nothing matches), banner and toast.
 async fn dump(client: &Client, selector: &str) -> String {
-    let script = "const s = arguments[0], e = document.querySelector(s), t = document.getElementById('jobs');
-        return (e ? e.outerHTML : '(no element matches ' + s + ')\\n#jobs: ' + (t ? t.outerHTML : '(none)'))
-            + '\\n#banner: ' + document.getElementById('banner').outerHTML
-            + '\\n#toast: ' + document.getElementById('toast').outerHTML;";
+    let script = "const s = arguments[0], e = document.querySelector(s), $ = id => document.getElementById(id);
+        return (e ? e.outerHTML : '(nothing matches ' + s + ')\\n#jobs: ' + ($('jobs') || {}).outerHTML)
+            + '\\n#banner: ' + $('banner').outerHTML + '\\n#toast: ' + $('toast').outerHTML;";
     match client.execute(script, vec![json!(selector)]).await {
         Ok(Value::String(html)) => html,
         other => format!("(could not read the page: {other:?})"),
     }
 }
 
-/// Polls `probe` every 100ms until it returns `Some`; on timeout panics with `what` and the
+/// Polls `probe` every 100ms until it returns `Some`; after 30s panics with `what` and the
 /// outerHTML of `selector`.
 async fn wait_for<T>(
     client: &Client,
@@ -113,29 +103,16 @@ async fn wait_for<T>(
             return v;
         }
         if Instant::now() > deadline {
-            panic!(
-                "timed out after {DEADLINE:?} waiting for {what}\n{selector}:\n{}",
-                dump(client, selector).await
-            );
+            let html = dump(client, selector).await;
+            panic!("timed out after {DEADLINE:?} waiting for {what}; {selector}:\n{html}");
         }
         sleep(POLL).await;
     }
 }
 
 async fn attr_of(client: &Client, selector: &str, attr: &str) -> Option<String> {
-    client
-        .find(Locator::Css(selector))
-        .await
-        .ok()?
-        .attr(attr)
-        .await
-        .ok()?
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+    let el = client.find(Locator::Css(selector)).await.ok()?;
+    el.attr(attr).await.ok()?
 }
 
 fn write_png(path: &Path, png: &[u8]) {
@@ -146,33 +123,24 @@ fn write_png(path: &Path, png: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_progress_and_pauses_a_job() {
-    let started = std::time::Instant::now();
+    // Two rustls crypto backends are linked into tests (see Cargo.toml): choose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let tmp = tempfile::tempdir().expect("temp dir");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("reqwest client");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    let http = http.build().expect("reqwest client");
 
     // 1. The app, ChromeDriver and a demo job.
-    let app_port = free_port();
+    let (app_port, driver_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{app_port}");
     let store = format!("sqlite://{}", tmp.path().join("d.db").display());
+    let bind = format!("127.0.0.1:{app_port}");
     let mut app = Proc::spawn(
         "drover serve",
         Command::new(env!("CARGO_BIN_EXE_drover"))
-            .args([
-                "serve",
-                "--store",
-                &store,
-                "--bind",
-                &format!("127.0.0.1:{app_port}"),
-                "--slots",
-                "2",
-            ])
+            .args(["serve", "--store", &store, "--bind", &bind, "--slots", "2"])
             .env("DROVER_LOG", "warn")
             .env("DROVER_WORKERS__POLL_INTERVAL", "100ms"),
     );
-    let driver_port = free_port();
     let driver_url = format!("http://127.0.0.1:{driver_port}");
     let mut driver = Proc::spawn(
         "chromedriver",
@@ -180,149 +148,111 @@ async fn dashboard_shows_live_progress_and_pauses_a_job() {
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null()),
     );
-    wait_http_ok(&http, &format!("{base}/healthz"), &mut app).await;
-    wait_http_ok(&http, &format!("{driver_url}/status"), &mut driver).await;
+    app.wait_ready(&http, &format!("{base}/healthz")).await;
+    let status_url = format!("{driver_url}/status");
+    driver.wait_ready(&http, &status_url).await;
 
-    let res = http
-        .post(format!("{base}/v1/jobs"))
-        .json(&json!({"kind": "demo", "goal": "dashboard browser test",
-                      "config": {"items": 200, "item_ms": 150, "checkpoint_every": 5}}))
-        .send()
-        .await
-        .expect("POST /v1/jobs");
-    assert_eq!(
-        res.status(),
-        reqwest::StatusCode::CREATED,
-        "submit the demo job"
-    );
+    let config = json!({"items": 200, "item_ms": 150, "checkpoint_every": 5});
+    let body = json!({"kind": "demo", "goal": "dashboard browser test", "config": config});
+    let post = http.post(format!("{base}/v1/jobs")).json(&body);
+    let res = post.send().await.expect("POST /v1/jobs");
+    assert_eq!(res.status().as_u16(), 201, "submit the demo job");
     let job: Value = res.json().await.expect("job JSON from POST /v1/jobs");
-    let id = job["id"]
-        .as_str()
-        .expect("submitted job has a string id")
-        .to_string();
+    let id = job["id"].as_str().expect("submitted job has a string id");
 
     // 2. Headless Chromium on the page, until the job's row shows it running.
-    let profile = tmp.path().join("chromium-profile");
+    let mut args: Vec<String> = CHROMIUM_ARGS.split_whitespace().map(String::from).collect();
+    let profile = tmp.path().join("chromium");
+    args.push(format!("--user-data-dir={}", profile.display()));
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": "/usr/bin/chromium", "args": [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", format!("--user-data-dir={}", profile.display()),
-        ]}),
-    );
+    let options = json!({"binary": "/usr/bin/chromium", "args": args});
+    caps.insert("goog:chromeOptions".into(), options);
     let client = ClientBuilder::rustls()
         .expect("rustls connector for fantoccini")
         .capabilities(caps)
         .connect(&driver_url)
         .await
         .expect("start a Chromium session through chromedriver");
-    client
-        .goto(&format!("{base}/"))
-        .await
-        .expect("open the dashboard");
+    let resized = client.set_window_size(1400, 900).await;
+    resized.expect("set the window to 1400x900");
+    let opened = client.goto(&format!("{base}/")).await;
+    opened.expect("open the dashboard");
 
     let row = format!(r#"tr.job-row[data-job-id="{id}"]"#);
-    let progress = format!("{row} .progress");
-    wait_for(
-        &client,
-        "the job row with data-status=running",
-        &row,
-        async || {
-            (attr_of(&client, &row, "data-status").await.as_deref() == Some("running"))
-                .then_some(())
-        },
-    )
+    let status = async || attr_of(&client, &row, "data-status").await;
+    let what = "the job's row with data-status=running";
+    wait_for(&client, what, &row, async || {
+        (status().await? == "running").then_some(())
+    })
     .await;
 
-    // 3. Progress advances live: data-items increases at least twice.
+    // 3. Progress advances live: the row's data-items increases at least twice.
+    let progress = format!("{row} .progress");
     let items = async || {
         attr_of(&client, &progress, "data-items")
-            .await
-            .and_then(|v| v.parse::<u64>().ok())
+            .await?
+            .parse::<u64>()
+            .ok()
     };
-    let first = wait_for(
-        &client,
-        "a numeric data-items on the row's .progress",
-        &row,
-        items,
-    )
-    .await;
+    let what = "a numeric data-items on the row's .progress";
+    let first = wait_for(&client, what, &row, items).await;
     let (mut last, mut increases) = (first, 0);
     wait_for(&client, "data-items to increase twice", &row, async || {
         let now = items().await?;
         if now > last {
-            increases += 1;
-            last = now;
+            (last, increases) = (now, increases + 1);
         }
         (increases >= 2).then_some(())
     })
     .await;
-    assert!(last > first, "progress went from {first} to {last}");
+    assert!(last > first, "data-items went from {first} to {last}");
 
-    // 4. Pause from the row; the row and the API both report `paused`.
-    client
-        .set_window_size(1400, 900)
-        .await
-        .expect("set the window size to 1400x900");
-    let pause = client
-        .find(Locator::Css(&format!("{row} button.pause")))
-        .await
-        .expect("the running job's row has a Pause button");
-    pause.click().await.expect("click Pause");
+    // 4. Pause from the row; both the row and the API report `paused`.
+    let pause = format!("{row} button.pause");
+    let what = "a clickable Pause button in the row";
+    wait_for(&client, what, &row, async || {
+        let button = client.find(Locator::Css(&pause)).await.ok()?;
+        button.click().await.ok()
+    })
+    .await;
     let job_url = format!("{base}/v1/jobs/{id}");
-    wait_for(
-        &client,
-        "data-status=paused on the row and status=paused from the API",
-        &row,
-        async || {
-            if attr_of(&client, &row, "data-status").await.as_deref() != Some("paused") {
-                return None;
-            }
-            let job: Value = http.get(&job_url).send().await.ok()?.json().await.ok()?;
-            (job["status"] == "paused").then_some(())
-        },
-    )
+    let what = "data-status=paused on the row and status=paused from the API";
+    wait_for(&client, what, &row, async || {
+        if status().await? != "paused" {
+            return None;
+        }
+        let job: Value = http.get(&job_url).send().await.ok()?.json().await.ok()?;
+        (job["status"] == "paused").then_some(())
+    })
     .await;
 
-    // 5. Click the row itself (not one of its buttons): the detail panel's event log fills.
-    client
-        .find(Locator::Css(&row))
-        .await
-        .expect("the job row is still listed")
-        .click()
-        .await
-        .expect("click the job row");
-    wait_for(
-        &client,
-        "status and progress events in #event-log",
-        "#detail",
-        async || {
-            let log = client.find(Locator::Css("#event-log")).await.ok()?;
-            log.find(Locator::Css(r#"div.event[data-kind="status"]"#))
-                .await
-                .ok()?;
-            log.find(Locator::Css(r#"div.event[data-kind="progress"]"#))
-                .await
-                .ok()?;
-            Some(())
-        },
-    )
+    // 5. Click the row itself (its centre is a plain cell, not a button): the detail
+    // panel opens and its event log fills from the job's event stream.
+    let tr = client.find(Locator::Css(&row)).await;
+    let tr = tr.expect("the job's row");
+    tr.click().await.expect("click the job's row");
+    let what = "status and progress events in #event-log";
+    wait_for(&client, what, "#detail", async || {
+        let log = client.find(Locator::Css("#event-log")).await.ok()?;
+        for kind in ["status", "progress"] {
+            let event = format!(r#"div.event[data-kind="{kind}"]"#);
+            log.find(Locator::Css(&event)).await.ok()?;
+        }
+        Some(())
+    })
     .await;
 
-    // 6. Screenshot.
+    // 6. Screenshot, for people; the assertions above are on the DOM.
     let png = client.screenshot().await.expect("take a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
-    write_png(&target_dir().join("dashboard-test.png"), &png);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    let target = target.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    write_png(&target.join("dashboard-test.png"), &png);
     if std::env::var_os("DROVER_SAVE_SCREENSHOT").is_some() {
-        write_png(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("api/docs/dashboard.png"),
-            &png,
-        );
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("api/docs/dashboard.png");
+        write_png(&docs, &png);
     }
 
-    // 7. Done.
+    // 7. Close the browser session; the child processes stop when dropped.
     client.close().await.expect("close the browser session");
-    eprintln!("dashboard test took {:?}", started.elapsed());
 }
