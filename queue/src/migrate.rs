@@ -27,6 +27,11 @@ pub const SQLITE: &[Migration] = &[
         name: "event_notify",
         sql: include_str!("../../migrations/sqlite/0003_event_notify.sql"),
     },
+    Migration {
+        version: 4,
+        name: "retention_index",
+        sql: include_str!("../../migrations/sqlite/0004_retention_index.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -45,6 +50,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "event_notify",
         sql: include_str!("../../migrations/postgres/0003_event_notify.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "retention_index",
+        sql: include_str!("../../migrations/postgres/0004_retention_index.sql"),
     },
 ];
 

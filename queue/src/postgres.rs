@@ -1097,6 +1097,28 @@ impl Store for PgStore {
         Ok(reaped)
     }
 
+    async fn prune(&self, retention: &Retention, limit: usize) -> StoreResult<u64> {
+        let deleted: Vec<JobId> = sqlx::query_scalar(
+            "WITH doomed AS (SELECT id FROM jobs \
+               WHERE (status = 'completed' AND finished_at <= drover_now() - $1) \
+               OR (status = 'failed' AND finished_at <= drover_now() - $2) \
+               OR (status = 'cancelled' AND finished_at <= drover_now() - $3) \
+               LIMIT $4 FOR UPDATE SKIP LOCKED), \
+             e AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM doomed)), \
+             c AS (DELETE FROM checkpoints WHERE job_id IN (SELECT id FROM doomed)), \
+             f AS (DELETE FROM effects WHERE job_id IN (SELECT id FROM doomed)), \
+             a AS (DELETE FROM artifacts WHERE job_id IN (SELECT id FROM doomed)) \
+             DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id",
+        )
+        .bind(millis(retention.completed))
+        .bind(millis(retention.failed))
+        .bind(millis(retention.cancelled))
+        .bind(limit.min(10_000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(deleted.len() as u64)
+    }
+
     async fn next_run_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at > drover_now()",

@@ -959,6 +959,36 @@ impl Store for SqliteStore {
         Ok(reaped)
     }
 
+    async fn prune(&self, retention: &Retention, limit: usize) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let ids: Vec<JobId> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE (status = 'completed' AND finished_at <= ?1) \
+             OR (status = 'failed' AND finished_at <= ?2) \
+             OR (status = 'cancelled' AND finished_at <= ?3) LIMIT ?4",
+        )
+        .bind(now.saturating_sub(millis(retention.completed)))
+        .bind(now.saturating_sub(millis(retention.failed)))
+        .bind(now.saturating_sub(millis(retention.cancelled)))
+        .bind(limit.min(10_000) as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            for table in ["job_events", "checkpoints", "effects", "artifacts"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE job_id = ?"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM jobs WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
     async fn next_run_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
         let now = now_millis();
         let next: Option<i64> = sqlx::query_scalar(

@@ -287,6 +287,25 @@ pub struct WorkerInfo {
     pub last_heartbeat: DateTime<Utc>,
 }
 
+/// How long finished jobs (and their events, checkpoints, effects, artifacts) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub completed: Duration,
+    pub failed: Duration,
+    pub cancelled: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: Duration = Duration::from_secs(86_400);
+        Retention {
+            completed: DAY * 3,
+            failed: DAY * 30,
+            cancelled: DAY * 30,
+        }
+    }
+}
+
 /// Options every backend honours.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -402,6 +421,10 @@ pub trait Store: Send + Sync + 'static {
     /// Take back jobs whose lease expired: queued again (attempts left), or paused/cancelled
     /// when an operator asked for it, or failed when attempts ran out.
     async fn reap_expired(&self, limit: usize) -> StoreResult<Vec<Reaped>>;
+
+    /// Deletes up to `limit` finished jobs whose retention (by status) has passed, with
+    /// everything they own. Returns how many were deleted. Call repeatedly to drain.
+    async fn prune(&self, retention: &Retention, limit: usize) -> StoreResult<u64>;
 
     /// The earliest future `run_at` among queued jobs, for the worker's wake-up timer.
     async fn next_run_at(&self) -> StoreResult<Option<DateTime<Utc>>>;

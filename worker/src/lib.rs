@@ -6,6 +6,7 @@ pub mod graph;
 pub mod kind;
 pub mod kinds;
 pub mod pool;
+pub mod pruner;
 pub mod reaper;
 pub mod retry;
 

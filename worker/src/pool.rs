@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use drover_queue::{ClaimRequest, Lease, Release, Signal, Store, WorkerInfo};
+use drover_queue::{ClaimRequest, Lease, Release, Retention, Signal, Store, WorkerInfo};
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::context::{Control, RunSettings};
 use crate::heartbeat::{Heartbeat, Running, RunningJobs};
 use crate::kind::Registry;
+use crate::pruner::Pruner;
 use crate::reaper::Reaper;
 use crate::retry::store_call;
 use crate::runner::{self, RunnerEnv};
@@ -46,6 +47,11 @@ pub struct WorkerOptions {
     pub queues: Vec<String>,
     /// Run the lease reaper when this worker holds the leadership.
     pub reaper: bool,
+    /// Delete finished jobs past their retention (when this worker holds the leadership);
+    /// `None` keeps everything.
+    pub retention: Option<Retention>,
+    /// How often the pruner looks for jobs past their retention.
+    pub prune_interval: Duration,
     pub run: RunSettings,
 }
 
@@ -65,6 +71,8 @@ impl Default for WorkerOptions {
             job_timeout: None,
             queues: Vec::new(),
             reaper: true,
+            retention: Some(Retention::default()),
+            prune_interval: Duration::from_secs(60),
             run: RunSettings::default(),
         }
     }
@@ -204,7 +212,16 @@ impl Pool {
                 interval: (options.lease_ttl / 4)
                     .clamp(Duration::from_millis(100), Duration::from_secs(5)),
             };
-            background.spawn(reaper.run(background_stop));
+            background.spawn(reaper.run(background_stop.clone()));
+        }
+        if let Some(retention) = options.retention {
+            let pruner = Pruner {
+                store: self.store.clone(),
+                holder: options.worker_id.clone(),
+                interval: options.prune_interval,
+                retention,
+            };
+            background.spawn(pruner.run(background_stop));
         }
         tracing::info!(worker_id = %options.worker_id, slots = options.slots,
             backend = self.store.backend(), "worker started");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use drover_queue::testing::Backend;
+use drover_queue::testing::{eventually, Backend};
 use drover_queue::{FailureKind, JobFilter, JobId, JobStatus, NewJob};
 use drover_worker::{JobContext, JobError, Kind, Registry, WorkerOptions};
 use serde_json::{json, Value};
@@ -268,6 +268,41 @@ async fn max_jobs_stops_the_worker(backend: Backend) {
     s.backend.cleanup().await;
 }
 
+async fn finished_jobs_are_pruned_by_the_leader(backend: Backend) {
+    let s = setup(
+        backend,
+        registry(&Arc::default()),
+        WorkerOptions {
+            retention: Some(drover_queue::Retention {
+                completed: Duration::ZERO,
+                failed: Duration::from_secs(3600),
+                cancelled: Duration::ZERO,
+            }),
+            prune_interval: Duration::from_millis(100),
+            ..options(2)
+        },
+    )
+    .await;
+    let done = s.submit(NewJob::new("noop", "short-lived")).await;
+    let kept = s
+        .submit(NewJob::new("broken", "kept for a while").max_attempts(1))
+        .await;
+    eventually(
+        Duration::from_secs(20),
+        "the completed job to be pruned",
+        || async {
+            matches!(
+                s.store.get(done).await,
+                Err(drover_queue::StoreError::NotFound(_))
+            )
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(s.finished(kept).await.status, JobStatus::Failed);
+    s.stop().await;
+}
+
 drover_queue::on_every_backend!(
     runs_at_most_slots_jobs_at_once,
     transient_errors_retry_with_backoff,
@@ -275,4 +310,5 @@ drover_queue::on_every_backend!(
     job_timeout_stops_a_run,
     running_jobs_pause_resume_and_cancel,
     max_jobs_stops_the_worker,
+    finished_jobs_are_pruned_by_the_leader,
 );

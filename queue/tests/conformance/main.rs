@@ -50,4 +50,5 @@ conformance!(
     notifier_wakes_on_enqueue_and_control,
     effects_are_recorded_once_and_fenced,
     artifacts_are_stored_listed_and_fenced,
+    finished_jobs_are_pruned_after_their_retention,
 );

@@ -1195,3 +1195,87 @@ pub async fn artifacts_are_stored_listed_and_fenced(b: &Backend) {
             .await,
     );
 }
+
+pub async fn finished_jobs_are_pruned_after_their_retention(b: &Backend) {
+    let store = b.open().await;
+    let finish = |status: &'static str| {
+        let store = store.clone();
+        async move {
+            let job = enqueue(&store, NewJob::new("noop", status)).await;
+            if status == "cancelled" {
+                store.cancel(job.id).await.expect("cancel");
+                return job.id;
+            }
+            let lease = claim_one(&store, "w").await;
+            store
+                .checkpoint(
+                    lease.fence(),
+                    NewCheckpoint {
+                        step: "s".into(),
+                        state: vec![1],
+                        compressed: false,
+                    },
+                    5,
+                )
+                .await
+                .expect("checkpoint");
+            store
+                .record_effect(lease.fence(), "e", json!(1))
+                .await
+                .expect("effect");
+            store
+                .put_artifact(
+                    lease.fence(),
+                    NewArtifact {
+                        name: "a".into(),
+                        content_type: "text/plain".into(),
+                        data: vec![2],
+                    },
+                )
+                .await
+                .expect("artifact");
+            if status == "completed" {
+                store
+                    .complete(lease.fence(), json!({}))
+                    .await
+                    .expect("complete");
+            } else {
+                store
+                    .fail(lease.fence(), JobFailure::permanent("no"), None)
+                    .await
+                    .expect("fail");
+            }
+            job.id
+        }
+    };
+    let completed = finish("completed").await;
+    let failed = finish("failed").await;
+    let cancelled = finish("cancelled").await;
+    let waiting = enqueue(&store, NewJob::new("noop", "still queued"))
+        .await
+        .id;
+    let retention = Retention {
+        completed: Duration::ZERO,
+        failed: Duration::from_secs(86_400),
+        cancelled: Duration::ZERO,
+    };
+    // One at a time (the pruner works in bounded batches), then nothing left to do.
+    assert_eq!(store.prune(&retention, 1).await.expect("prune"), 1);
+    assert_eq!(store.prune(&retention, 10).await.expect("prune"), 1);
+    assert_eq!(store.prune(&retention, 10).await.expect("prune"), 0);
+    for gone in [completed, cancelled] {
+        assert!(matches!(
+            store.get(gone).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.events(gone, 0, 100).await.expect("events").is_empty());
+        assert!(store.checkpoints(gone).await.expect("cps").is_empty());
+        assert!(store.effects(gone).await.expect("effects").is_empty());
+        assert!(store.artifacts(gone).await.expect("artifacts").is_empty());
+    }
+    for kept in [failed, waiting] {
+        assert!(store.get(kept).await.is_ok());
+        assert!(!store.events(kept, 0, 100).await.expect("events").is_empty());
+    }
+    assert_eq!(store.artifacts(failed).await.expect("artifacts").len(), 1);
+}
