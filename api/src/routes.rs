@@ -302,9 +302,13 @@ pub async fn events(
             None => 0,
         },
     };
+    // A feed this request starts broadcasts from the newest event; the client replays the
+    // rest from the store itself.
     let job = state.store.get(id).await?;
-    let start = after.max(0).min(job.event_seq);
-    Ok(crate::sse::stream(&state.hub, state.store.clone(), id, after, start).into_response())
+    Ok(
+        crate::sse::stream(&state.hub, state.store.clone(), id, after, job.event_seq)
+            .into_response(),
+    )
 }
 
 /// The kept checkpoints' metadata.
