@@ -34,6 +34,8 @@ pub struct EventHub {
     feeds: Mutex<HashMap<JobId, Arc<Feed>>>,
     /// Set on shutdown: every open stream ends (clients reconnect with Last-Event-ID).
     closing: tokio::sync::watch::Sender<bool>,
+    /// Store reads made by feeds (one per wake-up, whatever the number of subscribers).
+    feed_reads: std::sync::atomic::AtomicU64,
 }
 
 impl EventHub {
@@ -43,6 +45,7 @@ impl EventHub {
             store,
             feeds: Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
+            feed_reads: std::sync::atomic::AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&hub);
         let mut signals = hub.store.notifier().subscribe();
@@ -112,6 +115,8 @@ impl EventHub {
                     }
                 }
                 loop {
+                    hub.feed_reads
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let events = match hub.store.events(job, last, READ_BATCH).await {
                         Ok(events) => events,
                         Err(err) => {
@@ -136,6 +141,11 @@ impl EventHub {
     /// Ends every open stream (on shutdown, so the server can drain).
     pub fn close(&self) {
         let _ = self.closing.send(true);
+    }
+
+    /// How many store reads the feeds have made (for metrics and tests).
+    pub fn feed_reads(&self) -> u64 {
+        self.feed_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Jobs with a live feed (for metrics and tests).
