@@ -1,7 +1,6 @@
 //! The SSE fan-out: many clients on one job cost one store read per new event (per
 //! notification), not one per client, and every client gets every event once, in order.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
