@@ -10,6 +10,7 @@ pub mod notifier;
 pub mod operator;
 pub mod postgres;
 mod queue_stats;
+pub mod redis_store;
 pub mod sqlite;
 pub mod status;
 pub mod store;
@@ -18,21 +19,25 @@ pub mod testing;
 pub use job::{FailureKind, Job, JobFailure, JobId, NewJob, Priority, Timeouts};
 pub use notifier::{LocalNotifier, Notifier, Signal};
 pub use postgres::PgStore;
+pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 pub use status::{JobStatus, Transition};
 pub use store::*;
 
 use std::sync::Arc;
 
-/// Open the store a URL names: `sqlite://path`, `postgres://…` (optionally `?schema=name`).
+/// Open the store a URL names: `sqlite://path`, `postgres://…` (optionally `?schema=name`),
+/// `redis://…` (optionally `?prefix=name`).
 pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, options).await?))
+    } else if url.starts_with("redis://") {
+        Ok(Arc::new(RedisStore::connect(url, options).await?))
     } else {
         Err(StoreError::Backend(format!(
-            "unsupported store URL `{url}`: expected sqlite://path or postgres://…"
+            "unsupported store URL `{url}`: expected sqlite://path, postgres://… or redis://…"
         )))
     }
 }

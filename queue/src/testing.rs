@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{PgStore, SqliteStore, Store, StoreOptions};
+use crate::{PgStore, RedisStore, SqliteStore, Store, StoreOptions};
 
 /// The PostgreSQL server tests use (`DROVER_TEST_PG` overrides).
 pub fn pg_url() -> String {
@@ -18,6 +18,12 @@ pub fn pg_url() -> String {
 pub enum Backend {
     Sqlite { dir: tempfile::TempDir },
     Postgres { schema: String },
+    Redis { prefix: String },
+}
+
+/// The Redis server tests use (`DROVER_TEST_REDIS` overrides).
+pub fn redis_url() -> String {
+    std::env::var("DROVER_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
 }
 
 impl Backend {
@@ -33,8 +39,15 @@ impl Backend {
         }
     }
 
+    pub fn redis() -> Backend {
+        Backend::Redis {
+            prefix: format!("t_{}", uuid::Uuid::now_v7().simple()),
+        }
+    }
+
     pub fn url(&self) -> String {
         match self {
+            Backend::Redis { prefix } => format!("{}/?prefix={prefix}", redis_url()),
             Backend::Sqlite { dir } => {
                 format!("sqlite://{}", dir.path().join("drover.db").display())
             }
@@ -54,6 +67,11 @@ impl Backend {
                     .await
                     .expect("open postgres"),
             ),
+            Backend::Redis { .. } => Arc::new(
+                RedisStore::connect(&self.url(), options)
+                    .await
+                    .expect("open redis"),
+            ),
         };
         store.migrate().await.expect("migrate");
         store
@@ -65,8 +83,10 @@ impl Backend {
 
     /// Drop what the test created (the SQLite directory goes with `self`).
     pub async fn cleanup(self) {
-        if let Backend::Postgres { schema } = &self {
-            drop_schema(&pg_url(), schema).await;
+        match &self {
+            Backend::Postgres { schema } => drop_schema(&pg_url(), schema).await,
+            Backend::Redis { prefix } => drop_prefix(prefix).await,
+            Backend::Sqlite { .. } => {}
         }
     }
 
@@ -75,6 +95,7 @@ impl Backend {
         match self {
             Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres { .. } => "postgres",
+            Backend::Redis { .. } => "redis",
         }
     }
 }
@@ -82,6 +103,24 @@ impl Backend {
 /// A fresh schema name on `server` (a `postgres://` URL), as a store URL.
 pub fn pg_schema_url(server: &str) -> String {
     format!("{server}?schema=t_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Deletes every key under a test's Redis prefix (best effort).
+pub async fn drop_prefix(prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+    }
 }
 
 /// Drops `schema` on `server`, ignoring failures (best-effort cleanup).

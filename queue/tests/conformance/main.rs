@@ -1,4 +1,5 @@
-//! One conformance suite for the `Store` trait, run against every backend. Each test opens
+//! One conformance suite for the `Store` trait, run against every backend (SQLite,
+//! PostgreSQL, Redis). Each test opens
 //! its own SQLite file or PostgreSQL schema, so the suite runs in parallel.
 
 mod suite;
@@ -20,6 +21,16 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     let backend = drover_queue::testing::Backend::postgres();
+                    crate::suite::$test(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let backend = drover_queue::testing::Backend::redis();
                     crate::suite::$test(&backend).await;
                     backend.cleanup().await;
                 }

@@ -1059,9 +1059,9 @@ pub async fn notifier_wakes_on_enqueue_and_control(b: &Backend) {
             .expect("signal in time")
         }
     };
-    // The PostgreSQL listener announces itself once connected; wait for it so the
-    // NOTIFY below cannot race the LISTEN.
-    if store.backend() == "postgres" {
+    // The PostgreSQL and Redis listeners announce themselves once subscribed; wait for
+    // that so the notification below cannot race the subscription.
+    if store.backend() != "sqlite" {
         wait_for(|s| matches!(s, Signal::JobsAvailable { queue: None })).await;
     }
     let available = tokio::spawn(wait_for(

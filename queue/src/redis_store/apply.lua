@@ -1,0 +1,30 @@
+-- A conditional update of one job. ARGV: id, condition ('ver' | 'fence' | 'none'), its value,
+-- field count, field/value pairs ('@nil' deletes; '@now[+ms]' is server time), index op
+-- count, (zadd|zrem, key suffix, score, member) ops, event kind ('' for none), event data,
+-- events channel, publish count, channel/message pairs.
+local id, cond, expected = ARGV[1], ARGV[2], ARGV[3]
+local key = jobkey(id)
+if redis.call('EXISTS', key) == 0 then return { 'missing' } end
+if cond == 'ver' and redis.call('HGET', key, 'ver') ~= expected then return { 'conflict' } end
+if cond == 'fence' and fenced(id, expected) then return { 'fenced' } end
+local i = 4
+local nf = tonumber(ARGV[i]); i = i + 1
+for _ = 1, nf do
+  local f, v = ARGV[i], ARGV[i + 1]; i = i + 2
+  if v == '@nil' then redis.call('HDEL', key, f) else redis.call('HSET', key, f, resolve(v)) end
+end
+redis.call('HINCRBY', key, 'ver', 1)
+local nops = tonumber(ARGV[i]); i = i + 1
+for _ = 1, nops do
+  local op, suffix, score, member = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]; i = i + 4
+  if op == 'zadd' then redis.call('ZADD', base .. ':' .. suffix, resolve(score), member)
+  else redis.call('ZREM', base .. ':' .. suffix, member) end
+end
+local kind, data, echan = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+local seq = 0
+if kind ~= '' then seq = add_event(id, kind, data, echan) end
+local np = tonumber(ARGV[i]); i = i + 1
+for _ = 1, np do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1]); i = i + 2
+end
+return { 'ok', tostring(seq) }

@@ -1,0 +1,66 @@
+-- ARGV: max_queue_size (-1: none), jobs channel, events channel, queue, n, then per job:
+-- id, idempotency key ('' for none), fingerprint, priority rank, run_at ('' for now),
+-- field count, field/value pairs. All or nothing.
+local max = tonumber(ARGV[1])
+local jchan, echan, queue, n = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local jobs, i = {}, 6
+for j = 1, n do
+  local job = { id = ARGV[i], key = ARGV[i + 1], fp = ARGV[i + 2], prio = ARGV[i + 3], run_at = ARGV[i + 4] }
+  local nf = tonumber(ARGV[i + 5])
+  i = i + 6
+  job.fields = {}
+  for k = 1, nf * 2 do job.fields[k] = ARGV[i + k - 1] end
+  i = i + nf * 2
+  jobs[j] = job
+end
+local out, fresh, seen = {}, 0, {}
+for j, job in ipairs(jobs) do
+  if job.key ~= '' then
+    local existing, efp = nil, nil
+    if seen[job.key] then
+      existing, efp = seen[job.key].id, seen[job.key].fp
+    else
+      existing = redis.call('GET', base .. ':idem:' .. job.key)
+      if existing then efp = redis.call('HGET', jobkey(existing), 'fingerprint') end
+    end
+    if existing then
+      if efp ~= job.fp then return { 'conflict', job.key, existing } end
+      job.skip = true
+      out[j] = { 'existing', existing }
+    else
+      seen[job.key] = job
+    end
+  end
+  if not job.skip then
+    fresh = fresh + 1
+    out[j] = { 'created', job.id }
+  end
+end
+if max >= 0 then
+  local held = redis.call('ZCARD', base .. ':status:queued') + redis.call('ZCARD', base .. ':status:running')
+    + redis.call('ZCARD', base .. ':status:paused')
+  if held + fresh > max then return { 'full', tostring(max) } end
+end
+for _, job in ipairs(jobs) do
+  if not job.skip then
+    local key = jobkey(job.id)
+    local run_at = job.run_at
+    if run_at == '' then run_at = fmt(now) end
+    if #job.fields > 0 then redis.call('HSET', key, unpack(job.fields)) end
+    redis.call('HSET', key, 'run_at', run_at, 'status', 'queued', 'attempt', '0', 'lease_epoch', '0',
+      'event_seq', '0', 'cp_seq', '0', 'ver', '1', 'created_at', fmt(now), 'updated_at', fmt(now),
+      'fingerprint', job.fp, 'pause_requested', '0', 'cancel_requested', '0', 'artifacts', '[]')
+    redis.call('ZADD', base .. ':ready:' .. job.prio, run_at, job.id)
+    redis.call('ZADD', base .. ':status:queued', 0, job.id)
+    redis.call('ZADD', base .. ':all', 0, job.id)
+    if job.key ~= '' then redis.call('SET', base .. ':idem:' .. job.key, job.id) end
+    add_event(job.id, 'status', '{"attempt":0,"status":"queued"}', echan)
+  end
+end
+if fresh > 0 then redis.call('PUBLISH', jchan, queue) end
+local flat = { 'ok' }
+for _, o in ipairs(out) do
+  flat[#flat + 1] = o[1]
+  flat[#flat + 1] = o[2]
+end
+return flat
