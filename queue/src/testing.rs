@@ -170,5 +170,13 @@ macro_rules! on_every_backend {
                 }
             )*
         }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(drover_queue::testing::Backend::redis()).await;
+                }
+            )*
+        }
     };
 }
