@@ -1,4 +1,4 @@
-//! The graph runtime under real process crashes, on PostgreSQL and on a shared SQLite file:
+//! The graph runtime under real process crashes, on PostgreSQL, a shared SQLite file and Redis:
 //! a SIGKILLed worker's demo job is finished by another worker from its last checkpoint
 //! without repeating effects, and a SIGSTOPped worker that lost its lease cannot write.
 
@@ -19,6 +19,7 @@ use serde_json::json;
 enum Backend {
     Postgres(String),
     Sqlite(tempfile::TempDir),
+    Redis(String),
 }
 
 impl Backend {
@@ -26,12 +27,17 @@ impl Backend {
         match self {
             Backend::Postgres(url) => url.clone(),
             Backend::Sqlite(dir) => format!("sqlite://{}", dir.path().join("shared.db").display()),
+            Backend::Redis(prefix) => {
+                format!("{}/?prefix={prefix}", drover_queue::testing::redis_url())
+            }
         }
     }
 
     async fn cleanup(self) {
-        if let Backend::Postgres(url) = &self {
-            drop_schema(url).await;
+        match &self {
+            Backend::Postgres(url) => drop_schema(url).await,
+            Backend::Redis(prefix) => drover_queue::testing::drop_prefix(prefix).await,
+            Backend::Sqlite(_) => {}
         }
     }
 }
@@ -42,6 +48,10 @@ fn postgres() -> Backend {
 
 fn sqlite() -> Backend {
     Backend::Sqlite(tempfile::tempdir().expect("temp dir"))
+}
+
+fn redis() -> Backend {
+    Backend::Redis(format!("t_{}", uuid::Uuid::now_v7().simple()))
 }
 
 async fn job(store: &dyn Store, id: JobId) -> Job {
@@ -249,4 +259,14 @@ async fn postgres_sigstopped_worker_is_fenced_after_losing_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_sigstopped_worker_is_fenced_after_losing_its_lease() {
     sigstopped_worker_is_fenced_after_losing_its_lease(sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sigkill_mid_run_resumes_from_checkpoint_without_repeating_effects() {
+    sigkill_mid_run_resumes_from_checkpoint_without_repeating_effects(redis()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sigstopped_worker_is_fenced_after_losing_its_lease() {
+    sigstopped_worker_is_fenced_after_losing_its_lease(redis()).await;
 }

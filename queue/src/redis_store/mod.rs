@@ -137,10 +137,14 @@ impl RedisStore {
         }
         let client = redis::Client::open(base)
             .map_err(|e| StoreError::Backend(format!("bad Redis URL: {e}")))?;
+        // The manager's backoff (backon) starts at 1 s and multiplies by `factor` per try:
+        // keep it at 2 and cap it at 1 s, or a restarted server is waited for for minutes.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(5))
             .set_response_timeout(Duration::from_secs(10))
-            .set_number_of_retries(2);
+            .set_factor(2)
+            .set_max_delay(1000)
+            .set_number_of_retries(3);
         let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
         Ok(RedisStore {
             conn,
