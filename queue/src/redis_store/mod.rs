@@ -863,7 +863,7 @@ impl Store for RedisStore {
             None => "+".to_string(),
         };
         // Newest first across queues: merge each queue's page (ids sort by time).
-        let mut candidates: Vec<(String, String)> = Vec::new();
+        let mut candidates: Vec<Job> = Vec::new();
         for queue in self.queues_known().await? {
             let mut from = upper.clone();
             let mut taken = 0;
@@ -887,7 +887,7 @@ impl Store for RedisStore {
                         .as_ref()
                         .is_none_or(|c| Some(c) == job.created_by.as_ref());
                     if kind_ok && by_ok {
-                        candidates.push((job.id.to_string(), queue.clone()));
+                        candidates.push(job);
                         taken += 1;
                     }
                 }
@@ -897,15 +897,10 @@ impl Store for RedisStore {
                 }
             }
         }
-        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.sort_by(|a, b| b.id.cmp(&a.id));
         let more = candidates.len() > limit;
         candidates.truncate(limit);
-        let mut jobs = Vec::with_capacity(candidates.len());
-        for (id, _) in &candidates {
-            if let Ok(id) = id.parse() {
-                jobs.push(self.get(id).await?);
-            }
-        }
+        let jobs = candidates;
         let next = if more {
             jobs.last().map(|j| j.id)
         } else {
@@ -1426,20 +1421,25 @@ impl Store for RedisStore {
                     })
                     .await;
                 match outcome {
-                    Ok(job) if job.status != JobStatus::Running => reaped.push(Reaped {
-                        job: id,
-                        previous_owner: previous_owner.clone(),
-                        status: job.status,
-                    }),
+                    Ok(job) if job.status != JobStatus::Running => {
+                        if previous_owner.is_some() {
+                            reaped.push(Reaped {
+                                job: id,
+                                previous_owner: previous_owner.clone(),
+                                status: job.status,
+                            });
+                        } else {
+                            // Not running any more (settled meanwhile): drop the stale entry.
+                            let _: () = self
+                                .conn()
+                                .zrem(format!("{}:leases", self.base(&queue)), id.to_string())
+                                .await?;
+                        }
+                    }
+                    // Renewed meanwhile, or gone: nothing to take back.
                     Ok(_) | Err(StoreError::NotFound(_)) => {}
                     Err(err) => return Err(err),
                 }
-                // A job no longer running must leave the lease index even if nothing moved.
-                let _: () = self
-                    .conn()
-                    .zrem(format!("{}:leases", self.base(&queue)), id.to_string())
-                    .await
-                    .unwrap_or(());
             }
         }
         if reaped.iter().any(|r| r.status == JobStatus::Queued) {
