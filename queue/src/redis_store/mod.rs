@@ -897,7 +897,7 @@ impl Store for RedisStore {
                 }
             }
         }
-        candidates.sort_by(|a, b| b.id.cmp(&a.id));
+        candidates.sort_by_key(|job| std::cmp::Reverse(job.id));
         let more = candidates.len() > limit;
         candidates.truncate(limit);
         let jobs = candidates;
