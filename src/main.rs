@@ -1,6 +1,7 @@
 //! `drover`: the one binary. Runs workers (and, from the API issue on, the HTTP API),
 //! applies migrations, submits and manages jobs.
 
+mod bench;
 mod client;
 mod follow;
 mod jobs;
@@ -83,6 +84,8 @@ enum Command {
     Queues(jobs::QueuesCommand),
     /// Quick start: run a worker on the embedded store, submit a job, and follow it to the end.
     Demo(WorkerArgs),
+    /// The standard throughput and latency workload against the configured store.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -223,6 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             None => jobs::run_queues(&*settings.open_store().await?, command).await,
         },
         Command::Demo(args) => demo(settings, registry, args).await,
+        Command::Bench(args) => bench::run(settings.open_store().await?, args).await,
     }
 }
 

@@ -39,6 +39,28 @@ fn quick_start_demo_runs_a_job_to_completion() {
 }
 
 #[test]
+fn bench_prints_a_row_of_figures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = drover(
+        dir.path(),
+        &["bench", "--jobs", "200", "--slots", "4", "--batch", "50"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| sqlite |"))
+        .expect("a sqlite row");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!((cells[2], cells[3]), ("200", "4"));
+    for rate in [cells[4], cells[5]] {
+        assert!(rate.parse::<f64>().is_ok_and(|r| r > 0.0), "{row}");
+    }
+    let out = drover(dir.path(), &["bench", "--jobs", "0"]);
+    assert!(text(&out.stderr).contains("--jobs"));
+}
+
+#[test]
 fn bad_input_is_refused_naming_the_flag_or_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cases: &[(&[&str], &str)] = &[
