@@ -136,6 +136,29 @@ impl Settle {
     }
 }
 
+impl Settle {
+    /// `job` (running) once settled this way at `now`: its new status and attempt (and the
+    /// error, when it failed for good), the lease cleared, operator requests consumed, and
+    /// due at once if it went back to the queue.
+    pub fn apply(self, job: &Job, now: chrono::DateTime<chrono::Utc>) -> Job {
+        let settled = self.outcome(job);
+        let mut job = job.clone();
+        job.status = settled.status;
+        job.attempt = settled.attempt;
+        if let Some(error) = settled.error {
+            job.error = Some(error);
+        }
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+        job.pause_requested = false;
+        job.cancel_requested = false;
+        if job.status == JobStatus::Queued {
+            job.run_at = now;
+        }
+        job
+    }
+}
+
 /// Where a failed attempt leaves the job: queued again when it may be retried and attempts
 /// remain, failed otherwise.
 pub fn after_failure(job: &Job, retry: bool) -> JobStatus {

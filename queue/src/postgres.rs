@@ -1024,16 +1024,9 @@ impl Store for PgStore {
             Release::Cancel => Settle::Cancel,
         };
         let mut tx = self.pool.begin().await?;
-        let mut job = Self::fenced_job(&mut tx, fence).await?;
-        let settled = settle.outcome(&job);
-        job.status = settled.status;
-        job.attempt = settled.attempt;
-        job.lease_owner = None;
-        job.lease_expires_at = None;
-        job.pause_requested = false;
-        job.cancel_requested = false;
+        let running = Self::fenced_job(&mut tx, fence).await?;
+        let job = settle.apply(&running, from_millis(Self::now(&mut tx).await?));
         if job.status == JobStatus::Queued {
-            job.run_at = from_millis(Self::now(&mut tx).await?);
             Self::notify(&mut tx, &channel(&self.schema, "jobs"), &job.queue).await?;
         }
         let job = Self::save_status(&mut tx, &job, Some(&settle)).await?;
@@ -1064,21 +1057,12 @@ impl Store for PgStore {
         .await?;
         let mut reaped = Vec::with_capacity(rows.len());
         let mut requeued = Vec::new();
+        let now = from_millis(Self::now(&mut tx).await?);
         for row in &rows {
-            let mut job = job_from_row!(row)?;
-            let previous_owner = job.lease_owner.clone();
-            let settled = Settle::LeaseExpired.outcome(&job);
-            job.status = settled.status;
-            job.attempt = settled.attempt;
-            if settled.error.is_some() {
-                job.error = settled.error;
-            }
-            job.lease_owner = None;
-            job.lease_expires_at = None;
-            job.pause_requested = false;
-            job.cancel_requested = false;
+            let running = job_from_row!(row)?;
+            let previous_owner = running.lease_owner.clone();
+            let job = Settle::LeaseExpired.apply(&running, now);
             if job.status == JobStatus::Queued {
-                job.run_at = from_millis(Self::now(&mut tx).await?);
                 requeued.push(job.queue.clone());
             }
             let job = Self::save_status(&mut tx, &job, Some(&Settle::LeaseExpired)).await?;

@@ -872,17 +872,7 @@ impl Store for SqliteStore {
         };
         let mut tx = self.begin().await?;
         let now = now_millis();
-        let mut job = Self::fenced_job(&mut tx, fence).await?;
-        let settled = settle.outcome(&job);
-        job.status = settled.status;
-        job.attempt = settled.attempt;
-        job.lease_owner = None;
-        job.lease_expires_at = None;
-        job.pause_requested = false;
-        job.cancel_requested = false;
-        if job.status == JobStatus::Queued {
-            job.run_at = from_millis(now);
-        }
+        let job = settle.apply(&Self::fenced_job(&mut tx, fence).await?, from_millis(now));
         Self::save_status(&mut tx, &job, Some(&settle), now).await?;
         let job = Self::fetch_job(&mut tx, fence.job)
             .await?
@@ -923,22 +913,10 @@ impl Store for SqliteStore {
         let mut reaped = Vec::with_capacity(rows.len());
         let mut requeued = false;
         for row in &rows {
-            let mut job = job_from_row!(row)?;
-            let previous_owner = job.lease_owner.clone();
-            let settled = Settle::LeaseExpired.outcome(&job);
-            job.status = settled.status;
-            job.attempt = settled.attempt;
-            if settled.error.is_some() {
-                job.error = settled.error;
-            }
-            job.lease_owner = None;
-            job.lease_expires_at = None;
-            job.pause_requested = false;
-            job.cancel_requested = false;
-            if job.status == JobStatus::Queued {
-                job.run_at = from_millis(now);
-                requeued = true;
-            }
+            let running = job_from_row!(row)?;
+            let previous_owner = running.lease_owner.clone();
+            let job = Settle::LeaseExpired.apply(&running, from_millis(now));
+            requeued |= job.status == JobStatus::Queued;
             Self::save_status(&mut tx, &job, Some(&Settle::LeaseExpired), now).await?;
             reaped.push(Reaped {
                 job: job.id,

@@ -1330,17 +1330,9 @@ impl Store for RedisStore {
                     epoch: fence.epoch,
                 });
             }
-            let settled = settle.outcome(job);
-            let mut new = job.clone();
-            new.status = settled.status;
-            new.attempt = settled.attempt;
-            new.lease_owner = None;
-            new.lease_expires_at = None;
-            new.pause_requested = false;
-            new.cancel_requested = false;
+            let new = settle.apply(job, Utc::now());
             let mut publish = Vec::new();
             if new.status == JobStatus::Queued {
-                new.run_at = Utc::now();
                 publish.push((wake.0.clone(), job.queue.clone()));
             }
             Ok(Decision::Write {
@@ -1397,20 +1389,9 @@ impl Store for RedisStore {
                             return Ok(Decision::Done(job.clone()));
                         }
                         previous_owner = job.lease_owner.clone();
-                        let settled = Settle::LeaseExpired.outcome(job);
-                        let mut new = job.clone();
-                        new.status = settled.status;
-                        new.attempt = settled.attempt;
-                        if settled.error.is_some() {
-                            new.error = settled.error;
-                        }
-                        new.lease_owner = None;
-                        new.lease_expires_at = None;
-                        new.pause_requested = false;
-                        new.cancel_requested = false;
+                        let new = Settle::LeaseExpired.apply(job, Utc::now());
                         let mut publish = Vec::new();
                         if new.status == JobStatus::Queued {
-                            new.run_at = Utc::now();
                             publish.push((jobs_channel.clone(), job.queue.clone()));
                         }
                         Ok(Decision::Write {
