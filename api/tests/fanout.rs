@@ -92,7 +92,8 @@ async fn many_clients_share_one_read_per_event(backend: Backend) {
     }
     let reads = hub.feed_reads() - reads_before;
     eprintln!(
-        "{CLIENTS} clients, {} events: {reads} feed reads",
+        "{}: {CLIENTS} clients, {} events: {reads} feed reads",
+        backend.name(),
         EVENTS + 1
     );
     // One read per notification at most (notifications may coalesce): never per client.
