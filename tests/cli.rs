@@ -2,7 +2,7 @@
 //! errors bad input gets.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn drover(cwd: &Path, args: &[&str]) -> Output {
@@ -146,34 +146,53 @@ fn jobs_and_queues_are_managed_from_the_cli() {
 async fn submit_follow_sees_a_separate_serve_process_finish_the_job() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = format!("sqlite://{}", dir.path().join("shared.db").display());
+    // Port 0: never collide with another `serve` on this machine.
     let mut serve = Command::new(env!("CARGO_BIN_EXE_drover"))
         .current_dir(dir.path())
-        .args(["serve", "--store", &store, "--slots", "2"])
+        .args([
+            "serve",
+            "--store",
+            &store,
+            "--slots",
+            "2",
+            "--bind",
+            "127.0.0.1:0",
+        ])
         .env("DROVER_WORKERS__POLL_INTERVAL", "100ms")
         .env("DROVER_LOG", "warn")
+        .stdout(Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let out = tokio::task::spawn_blocking({
-        let dir = dir.path().to_path_buf();
-        let store = store.clone();
-        move || {
-            drover(
-                &dir,
-                &[
-                    "submit",
-                    "sleep",
-                    "follow me",
-                    "--config",
-                    "{\"ms\": 200}",
-                    "--follow",
-                    "--store",
-                    &store,
-                ],
-            )
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .current_dir(dir.path())
+        .args([
+            "submit",
+            "sleep",
+            "follow me",
+            "--config",
+            "{\"ms\": 200}",
+            "--follow",
+            "--store",
+            &store,
+        ])
+        .env_remove("DROVER_API")
+        .env("DROVER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn submit --follow");
+    // Never hang: if the job does not finish in time, say what the server did.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while follow.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = follow.kill();
+            let serve_status = serve.try_wait().ok().flatten();
+            let _ = serve.kill();
+            panic!("submit --follow did not finish; serve: {serve_status:?}");
         }
-    })
-    .await
-    .expect("join");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = follow.wait_with_output().expect("output");
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("completed on"), "{stdout}");

@@ -57,11 +57,24 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(connect.clone())
-            .await?;
+        // Two processes creating the same file at once race to switch it to WAL; the loser
+        // gets SQLITE_BUSY without waiting on the busy timeout. Retry for a while.
+        let mut tries = 0;
+        let writer = loop {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(connect.clone())
+                .await
+                .map_err(StoreError::from);
+            match pool {
+                Err(err) if err.is_transient() && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other?,
+            }
+        };
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
