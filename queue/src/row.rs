@@ -59,6 +59,44 @@ macro_rules! job_from_row {
     }};
 }
 
+/// Builds a [`crate::store::Checkpoint`] from a `checkpoints` row (either SQL backend).
+macro_rules! checkpoint_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        (|| -> Result<$crate::store::Checkpoint, $crate::store::StoreError> {
+            let state: Vec<u8> = row.try_get("state")?;
+            Ok($crate::store::Checkpoint {
+                job_id: row.try_get("job_id")?,
+                seq: row.try_get("seq")?,
+                step: row.try_get("step")?,
+                size: state.len(),
+                state,
+                compressed: row.try_get("compressed")?,
+                created_at: $crate::job::from_millis(row.try_get("created_at")?),
+            })
+        })()
+    }};
+}
+
+/// Builds a [`crate::store::Event`] from a `job_events` row (either SQL backend).
+macro_rules! event_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        (|| -> Result<$crate::store::Event, $crate::store::StoreError> {
+            let data: sqlx::types::Json<serde_json::Value> = row.try_get("data")?;
+            Ok($crate::store::Event {
+                job_id: row.try_get("job_id")?,
+                seq: row.try_get("seq")?,
+                kind: row.try_get("kind")?,
+                data: data.0,
+                created_at: $crate::job::from_millis(row.try_get("created_at")?),
+            })
+        })()
+    }};
+}
+
 pub(crate) fn parse_status(s: &str) -> Result<JobStatus, StoreError> {
     s.parse()
         .map_err(|e: crate::status::UnknownStatus| StoreError::Backend(e.to_string()))

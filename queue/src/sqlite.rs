@@ -372,19 +372,6 @@ impl SqliteStore {
     }
 }
 
-fn checkpoint_from_row(row: &SqliteRow) -> StoreResult<Checkpoint> {
-    let state: Vec<u8> = row.try_get("state")?;
-    Ok(Checkpoint {
-        job_id: row.try_get("job_id")?,
-        seq: row.try_get("seq")?,
-        step: row.try_get("step")?,
-        size: state.len(),
-        state,
-        compressed: row.try_get("compressed")?,
-        created_at: from_millis(row.try_get("created_at")?),
-    })
-}
-
 fn worker_from_row(row: &SqliteRow) -> StoreResult<WorkerInfo> {
     Ok(WorkerInfo {
         id: row.try_get("id")?,
@@ -441,13 +428,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued> {
-        let mut results = self.enqueue_batch(vec![job]).await?;
-        results
-            .pop()
-            .ok_or_else(|| StoreError::Backend("enqueue stored nothing".into()))
     }
 
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
@@ -633,7 +613,9 @@ impl Store for SqliteStore {
                 .bind(id)
                 .fetch_optional(&self.reader)
                 .await?;
-        row.as_ref().map(checkpoint_from_row).transpose()
+        row.as_ref()
+            .map(|row| checkpoint_from_row!(row))
+            .transpose()
     }
 
     async fn checkpoints(&self, id: JobId) -> StoreResult<Vec<Checkpoint>> {
@@ -641,7 +623,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(checkpoint_from_row).collect()
+        rows.iter().map(|row| checkpoint_from_row!(row)).collect()
     }
 
     async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64> {
@@ -674,18 +656,7 @@ impl Store for SqliteStore {
         .bind(limit.min(10_000) as i64)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let data: Json<Value> = row.try_get("data")?;
-                Ok(Event {
-                    job_id: row.try_get("job_id")?,
-                    seq: row.try_get("seq")?,
-                    kind: row.try_get("kind")?,
-                    data: data.0,
-                    created_at: from_millis(row.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| event_from_row!(row)).collect()
     }
 
     async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {

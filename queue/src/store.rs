@@ -341,7 +341,12 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
 
     /// Store one job. Same `idempotency_key` and same body: the existing job.
-    async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued>;
+    async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued> {
+        let mut results = self.enqueue_batch(vec![job]).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Backend("enqueue stored nothing".into()))
+    }
 
     /// Store many jobs in one transaction: all or none.
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>>;

@@ -200,6 +200,16 @@ impl RedisStore {
         Ok(queue)
     }
 
+    /// The queue of a job, or `None` when the job does not exist (reads of a gone job
+    /// answer empty rather than fail).
+    async fn known_queue(&self, id: JobId) -> StoreResult<Option<String>> {
+        match self.queue_of(id).await {
+            Ok(queue) => Ok(Some(queue)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn queues_known(&self) -> StoreResult<Vec<String>> {
         let mut queues: Vec<String> = self.conn().smembers(self.global("queues")).await?;
         queues.sort();
@@ -709,13 +719,6 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued> {
-        let mut results = self.enqueue_batch(vec![job]).await?;
-        results
-            .pop()
-            .ok_or_else(|| StoreError::Backend("enqueue stored nothing".into()))
-    }
-
     /// All or none within each queue; a batch spanning queues is one script per queue (a
     /// Redis Cluster cannot run one script across slots).
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
@@ -1093,10 +1096,8 @@ impl Store for RedisStore {
     }
 
     async fn events(&self, id: JobId, after: i64, limit: usize) -> StoreResult<Vec<Event>> {
-        let queue = match self.queue_of(id).await {
-            Ok(queue) => queue,
-            Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(err),
+        let Some(queue) = self.known_queue(id).await? else {
+            return Ok(Vec::new());
         };
         let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
             .arg(format!("{}:events:{id}", self.base(&queue)))
@@ -1142,10 +1143,8 @@ impl Store for RedisStore {
     }
 
     async fn effects(&self, id: JobId) -> StoreResult<Vec<Effect>> {
-        let queue = match self.queue_of(id).await {
-            Ok(queue) => queue,
-            Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(err),
+        let Some(queue) = self.known_queue(id).await? else {
+            return Ok(Vec::new());
         };
         let base = self.base(&queue);
         let results: HashMap<String, String> =
@@ -1198,10 +1197,8 @@ impl Store for RedisStore {
     }
 
     async fn artifacts(&self, id: JobId) -> StoreResult<Vec<ArtifactMeta>> {
-        let queue = match self.queue_of(id).await {
-            Ok(queue) => queue,
-            Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(err),
+        let Some(queue) = self.known_queue(id).await? else {
+            return Ok(Vec::new());
         };
         let base = self.base(&queue);
         let meta: HashMap<String, String> =
@@ -1226,10 +1223,8 @@ impl Store for RedisStore {
     }
 
     async fn artifact(&self, id: JobId, name: &str) -> StoreResult<Option<Artifact>> {
-        let queue = match self.queue_of(id).await {
-            Ok(queue) => queue,
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(err) => return Err(err),
+        let Some(queue) = self.known_queue(id).await? else {
+            return Ok(None);
         };
         let base = self.base(&queue);
         let data: Option<Vec<u8>> = self.conn().hget(format!("{base}:art:{id}"), name).await?;
@@ -1619,10 +1614,8 @@ impl From<WorkerJson> for WorkerInfo {
 
 impl RedisStore {
     async fn checkpoints_with_state(&self, id: JobId) -> StoreResult<Vec<Checkpoint>> {
-        let queue = match self.queue_of(id).await {
-            Ok(queue) => queue,
-            Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(err),
+        let Some(queue) = self.known_queue(id).await? else {
+            return Ok(Vec::new());
         };
         let base = self.base(&queue);
         let meta: HashMap<String, String> =

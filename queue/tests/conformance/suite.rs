@@ -1059,29 +1059,32 @@ pub async fn notifier_wakes_on_enqueue_and_control(b: &Backend) {
             .expect("signal in time")
         }
     };
-    // The PostgreSQL and Redis listeners announce themselves once subscribed; wait for
-    // that so the notification below cannot race the subscription.
-    if store.backend() != "sqlite" {
-        wait_for(|s| matches!(s, Signal::JobsAvailable { queue: None })).await;
-    }
     let available = tokio::spawn(wait_for(
         |s| matches!(s, Signal::JobsAvailable { queue: Some(q) } if q == "wake"),
     ));
-    // Another process (its own store) enqueues.
+    // Another process (its own store) enqueues. Until this store's LISTEN/SUBSCRIBE is up
+    // a notification can be missed, so it keeps enqueueing until one arrives (the waiter
+    // fails the test after 10 s).
     let other = b.open().await;
-    let job = other
-        .enqueue(NewJob::new("noop", "wake up").queue("wake"))
-        .await
-        .expect("enqueue")
-        .into_job();
-    if store.backend() == "sqlite" {
-        // SQLite notifies within the process that wrote; other processes poll.
-        store
-            .enqueue(NewJob::new("noop", "local").queue("wake"))
+    let mut first = None;
+    while !available.is_finished() {
+        let job = other
+            .enqueue(NewJob::new("noop", "wake up").queue("wake"))
             .await
-            .expect("enqueue");
+            .expect("enqueue")
+            .into_job();
+        first.get_or_insert(job);
+        if store.backend() == "sqlite" {
+            // SQLite notifies within the process that wrote; other processes poll.
+            store
+                .enqueue(NewJob::new("noop", "local").queue("wake"))
+                .await
+                .expect("enqueue");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     available.await.expect("join");
+    let job = first.expect("at least one enqueue");
     let lease = claim_one(&store, "w").await;
     assert_eq!(lease.job.id, job.id);
     let control = tokio::spawn(wait_for(|s| matches!(s, Signal::Control { .. })));
