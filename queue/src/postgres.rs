@@ -155,11 +155,14 @@ impl PgStore {
                             })
                         }
                         Ok(Some(note)) if note.channel() == events => {
-                            let parsed = note.payload().split_once(':').and_then(|(job, seq)| {
-                                Some((job.parse().ok()?, seq.parse().ok()?))
-                            });
-                            if let Some((job, seq)) = parsed {
-                                notifier.publish(Signal::Event { job, seq });
+                            // `job:seq[,job:seq…]`, one entry per job a statement wrote to.
+                            for entry in note.payload().split(',') {
+                                let parsed = entry.split_once(':').and_then(|(job, seq)| {
+                                    Some((job.parse().ok()?, seq.parse().ok()?))
+                                });
+                                if let Some((job, seq)) = parsed {
+                                    notifier.publish(Signal::Event { job, seq });
+                                }
                             }
                         }
                         Ok(Some(note)) => {
@@ -638,10 +641,13 @@ impl Store for PgStore {
         if request.limit == 0 {
             return Ok(Vec::new());
         }
+        // Paused queues are an array computed once, not an anti-join: the pick then stays
+        // an ordered scan of `jobs_ready` that stops at `limit`, even on a table not yet
+        // analysed (an anti-join there sorted every queued job: 24 ms at 10k queued).
         let rows = sqlx::query(
             "WITH picked AS (SELECT id FROM jobs WHERE status = 'queued' \
                AND run_at <= drover_now() \
-               AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = jobs.queue AND q.paused) \
+               AND queue <> ALL (ARRAY(SELECT name FROM queues WHERE paused)) \
                AND (cardinality($4::text[]) = 0 OR queue = ANY($4)) \
                ORDER BY priority, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED), \
              upd AS (UPDATE jobs j SET status = 'running', attempt = j.attempt + 1, \
@@ -965,6 +971,55 @@ impl Store for PgStore {
             job: fence.job,
             epoch: fence.epoch,
         })
+    }
+
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Rows are locked in id order, so two overlapping batches cannot deadlock.
+        let mut sorted: Vec<&Completion> = completions.iter().collect();
+        sorted.sort_by_key(|c| c.fence.job);
+        let ids: Vec<JobId> = sorted.iter().map(|c| c.fence.job).collect();
+        let epochs: Vec<i64> = sorted.iter().map(|c| c.fence.epoch).collect();
+        let results: Vec<String> = sorted.iter().map(|c| c.result.to_string()).collect();
+        // One statement settles the batch: each row only under its own fence.
+        let done: Vec<(JobId, i64)> = sqlx::query_as(
+            "WITH f AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[]) \
+               AS f(id, epoch, result) ORDER BY id), \
+             j AS (UPDATE jobs SET status = 'completed', result = f.result::jsonb, \
+               lease_expires_at = NULL, updated_at = drover_now(), \
+               finished_at = drover_now(), event_seq = jobs.event_seq + 1 \
+               FROM f WHERE jobs.id = f.id AND jobs.lease_epoch = f.epoch \
+               AND jobs.status = 'running' \
+               RETURNING jobs.id, jobs.lease_epoch, jobs.event_seq, jobs.attempt, \
+               jobs.lease_owner, jobs.updated_at), \
+             e AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) \
+               SELECT id, event_seq, 'status', jsonb_build_object('status', 'completed', \
+               'attempt', attempt, 'worker', lease_owner), updated_at FROM j) \
+             SELECT id, lease_epoch FROM j \
+             UNION ALL \
+             SELECT jobs.id, jobs.lease_epoch FROM jobs JOIN f ON jobs.id = f.id \
+               AND jobs.lease_epoch = f.epoch WHERE jobs.status = 'completed'",
+        )
+        .bind(&ids)
+        .bind(&epochs)
+        .bind(&results)
+        .fetch_all(&self.pool)
+        .await?;
+        // The second SELECT sees the rows as they were before this statement: a retried
+        // batch whose first try committed answers `Done` too.
+        let done: std::collections::HashSet<(JobId, i64)> = done.into_iter().collect();
+        Ok(completions
+            .iter()
+            .map(|c| {
+                if done.contains(&(c.fence.job, c.fence.epoch)) {
+                    Completed::Done
+                } else {
+                    Completed::Fenced
+                }
+            })
+            .collect())
     }
 
     async fn fail(

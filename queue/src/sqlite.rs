@@ -822,6 +822,61 @@ impl Store for SqliteStore {
         Ok(job)
     }
 
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One write transaction (one commit) for the batch; each row under its own fence.
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let mut answers = Vec::with_capacity(completions.len());
+        let mut settled = Vec::new();
+        for c in completions {
+            let row = sqlx::query(
+                "UPDATE jobs SET status = 'completed', result = ?3, lease_expires_at = NULL, \
+                 updated_at = ?4, finished_at = ?4, event_seq = event_seq + 1 \
+                 WHERE id = ?1 AND lease_epoch = ?2 AND status = 'running' \
+                 RETURNING event_seq, attempt, lease_owner",
+            )
+            .bind(c.fence.job)
+            .bind(c.fence.epoch)
+            .bind(Json(&c.result))
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                // A retried completion whose first try committed is not refused.
+                let earlier: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM jobs WHERE id = ? AND lease_epoch = ? AND status = 'completed'",
+                )
+                .bind(c.fence.job)
+                .bind(c.fence.epoch)
+                .fetch_optional(&mut *tx)
+                .await?;
+                answers.push(if earlier.is_some() {
+                    Completed::Done
+                } else {
+                    Completed::Fenced
+                });
+                continue;
+            };
+            let seq: i64 = row.try_get("event_seq")?;
+            let attempt: i64 = row.try_get("attempt")?;
+            let worker: Option<String> = row.try_get("lease_owner")?;
+            let data = serde_json::json!({
+                "status": "completed", "attempt": attempt, "worker": worker,
+            });
+            Self::push_event(&mut tx, c.fence.job, seq, "status", &data, now).await?;
+            settled.push((c.fence.job, seq));
+            answers.push(Completed::Done);
+        }
+        tx.commit().await?;
+        for (job, seq) in settled {
+            self.notifier.publish(Signal::Event { job, seq });
+        }
+        Ok(answers)
+    }
+
     async fn fail(
         &self,
         fence: Fence,

@@ -161,6 +161,23 @@ pub enum Release {
     Cancel,
 }
 
+/// One finished run to record with [`Store::complete_many`].
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub fence: Fence,
+    pub result: Value,
+}
+
+/// What [`Store::complete_many`] did with one completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    /// The job is `completed` under this fence (by this call or an earlier try of it).
+    Done,
+    /// The fence no longer holds (another worker owns the job, or the job is gone):
+    /// nothing was written for it.
+    Fenced,
+}
+
 /// A checkpoint to write.
 #[derive(Debug, Clone)]
 pub struct NewCheckpoint {
@@ -400,6 +417,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finish the job with a result (fenced). Repeating it with the same fence returns the job.
     async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job>;
+
+    /// Finish many jobs at once, each under its own fence, in as few round trips and
+    /// commits as the backend allows: one answer per completion, in order. A completion
+    /// whose fence broke is refused alone; the others still land. When this returns `Ok`,
+    /// every `Done` is durable.
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        let mut answers = Vec::with_capacity(completions.len());
+        for c in completions {
+            answers.push(match self.complete(c.fence, c.result.clone()).await {
+                Ok(_) => Completed::Done,
+                Err(StoreError::Fenced { .. } | StoreError::NotFound(_)) => Completed::Fenced,
+                Err(err) => return Err(err),
+            });
+        }
+        Ok(answers)
+    }
 
     /// Record a failed attempt (fenced). With `retry_in` and attempts left the job is queued
     /// again at now + `retry_in`; otherwise it fails for good.

@@ -37,6 +37,7 @@ struct Scripts {
     claim: Script,
     renew: Script,
     apply: Script,
+    complete: Script,
     checkpoint: Script,
     effect: Script,
     artifact: Script,
@@ -53,6 +54,7 @@ fn scripts() -> &'static Scripts {
             claim: with(include_str!("claim.lua")),
             renew: with(include_str!("renew.lua")),
             apply: with(include_str!("apply.lua")),
+            complete: with(include_str!("complete.lua")),
             checkpoint: with(include_str!("checkpoint.lua")),
             effect: with(include_str!("effect.lua")),
             artifact: with(include_str!("artifact.lua")),
@@ -1273,6 +1275,46 @@ impl Store for RedisStore {
             })
         })
         .await
+    }
+
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        // One script per queue (a script stays in its queue's slot); usually one in all.
+        let mut by_queue: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut answers = vec![Completed::Fenced; completions.len()];
+        for (i, c) in completions.iter().enumerate() {
+            if let Some(queue) = self.known_queue(c.fence.job).await? {
+                by_queue.entry(queue).or_default().push(i);
+            }
+        }
+        for (queue, indexes) in by_queue {
+            let mut invocation = scripts().complete.key(self.base(&queue));
+            invocation.arg(self.channel("events"));
+            for &i in &indexes {
+                let c = &completions[i];
+                invocation
+                    .arg(c.fence.job.to_string())
+                    .arg(c.fence.epoch.to_string())
+                    .arg(c.result.to_string());
+            }
+            let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
+            if reply.len() != indexes.len() {
+                return Err(StoreError::Backend(format!(
+                    "complete answered {} times for {} jobs",
+                    reply.len(),
+                    indexes.len()
+                )));
+            }
+            for (&i, answer) in indexes.iter().zip(&reply) {
+                if answer == "done" {
+                    answers[i] = Completed::Done;
+                    self.notifier.publish(Signal::Event {
+                        job: completions[i].fence.job,
+                        seq: 0,
+                    });
+                }
+            }
+        }
+        Ok(answers)
     }
 
     async fn fail(

@@ -1282,3 +1282,94 @@ pub async fn finished_jobs_are_pruned_after_their_retention(b: &Backend) {
     }
     assert_eq!(store.artifacts(failed).await.expect("artifacts").len(), 1);
 }
+
+pub async fn batch_completion_fences_each_job(b: &Backend) {
+    let store = b.open().await;
+    let mut jobs = Vec::new();
+    for (i, queue) in ["default", "default", "default", "other"]
+        .iter()
+        .enumerate()
+    {
+        jobs.push(
+            enqueue(
+                &store,
+                NewJob::new("noop", format!("batch {i}")).queue(*queue),
+            )
+            .await,
+        );
+    }
+    let leases = store.claim(&claim_req("w1", 4)).await.expect("claim");
+    assert_eq!(leases.len(), 4);
+    // Job 1's lease expires and another worker takes it: w1's fence for it is stale.
+    let stolen = leases[1].fence();
+    // A zero-TTL renewal makes the lease expire now.
+    store.renew(&[stolen], Duration::ZERO).await.expect("renew");
+    eventually(Duration::from_secs(10), "stolen job reaped", || async {
+        let reaped = store.reap_expired(10).await.expect("reap");
+        (!reaped.is_empty()).then_some(reaped)
+    })
+    .await;
+    let thief = claim_one(&store, "w2").await;
+    assert_eq!(thief.job.id, stolen.job);
+
+    let missing = Fence {
+        job: JobId::now_v7(),
+        epoch: 1,
+    };
+    let mut batch: Vec<Completion> = leases
+        .iter()
+        .enumerate()
+        .map(|(i, lease)| Completion {
+            fence: lease.fence(),
+            result: json!({ "n": i }),
+        })
+        .collect();
+    batch.push(Completion {
+        fence: missing,
+        result: json!({}),
+    });
+    let answers = store.complete_many(&batch).await.expect("complete_many");
+    use Completed::{Done, Fenced};
+    assert_eq!(answers, vec![Done, Fenced, Done, Done, Fenced]);
+
+    for (i, lease) in leases.iter().enumerate() {
+        let job = store.get(lease.job.id).await.expect("get");
+        if i == 1 {
+            assert_eq!(
+                job.status,
+                JobStatus::Running,
+                "the thief's run is untouched"
+            );
+            assert_eq!(job.lease_owner.as_deref(), Some("w2"));
+            continue;
+        }
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.result, Some(json!({ "n": i })));
+        assert!(job.finished_at.is_some());
+        assert_eq!(
+            statuses(&store, job.id).await,
+            vec!["queued", "running", "completed"]
+        );
+    }
+    // A retried batch whose first try landed answers the same, and writes nothing again.
+    let again = store.complete_many(&batch).await.expect("retry");
+    assert_eq!(again, vec![Done, Fenced, Done, Done, Fenced]);
+    assert_eq!(
+        statuses(&store, leases[0].job.id).await,
+        vec!["queued", "running", "completed"]
+    );
+    // The thief completes its run normally.
+    let thief_done = store
+        .complete_many(&[Completion {
+            fence: thief.fence(),
+            result: json!("mine"),
+        }])
+        .await
+        .expect("thief completes");
+    assert_eq!(thief_done, vec![Done]);
+    assert_eq!(
+        store.get(stolen.job).await.expect("get").result,
+        Some(json!("mine"))
+    );
+    assert!(store.complete_many(&[]).await.expect("empty").is_empty());
+}
