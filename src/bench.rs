@@ -5,7 +5,8 @@
 //! - W2 (`--latency`): 500 single enqueues at 50/s while the pool runs; report the
 //!   enqueue→start latency (the store's `started_at - created_at`) at p50/p95/p99.
 //!
-//! Jobs go to a queue of their own (`bench-<random>`), leased only by the bench's pool.
+//! Each run's jobs go to a queue of their own (`bench-<random>`), leased only by the
+//! bench's pool, which stops once it has run and recorded them all.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,21 +24,90 @@ pub struct BenchArgs {
     /// Worker slots.
     #[arg(long, default_value_t = 8)]
     slots: usize,
+    /// Leased jobs the pool may hold waiting for a slot (`workers.prefetch`).
+    #[arg(long, default_value_t = 0)]
+    prefetch: usize,
     /// Jobs per enqueue batch.
     #[arg(long, default_value_t = 1_000)]
     batch: usize,
     /// Also run the latency workload (W2: 500 single enqueues at 50/s).
     #[arg(long)]
     latency: bool,
+    /// Repeat the workloads this many times (one row each, then the median).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+}
+
+/// One run's figures.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    enqueue_rate: f64,
+    process_rate: f64,
+    /// enqueue→start p50, p95, p99 (W2).
+    latency: Option<[Duration; 3]>,
 }
 
 pub async fn run(store: Arc<dyn Store>, args: BenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.jobs > 0, "--jobs: must be at least 1");
     anyhow::ensure!(args.slots > 0, "--slots: must be at least 1");
+    anyhow::ensure!(args.runs > 0, "--runs: must be at least 1");
     anyhow::ensure!(
         (1..=10_000).contains(&args.batch),
         "--batch: must be 1 to 10000"
     );
+    println!("| store | jobs | slots | prefetch | enqueue jobs/s | process jobs/s | enqueue→start p50 ms | p95 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut runs = Vec::with_capacity(args.runs);
+    for _ in 0..args.runs {
+        let figures = once(&store, &args).await?;
+        print_row(&*store, &args, "", &figures);
+        runs.push(figures);
+    }
+    if runs.len() > 1 {
+        let median = |pick: &dyn Fn(&Figures) -> f64| {
+            let mut values: Vec<f64> = runs.iter().map(pick).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let latency = args.latency.then(|| {
+            [0, 1, 2].map(|i| {
+                Duration::from_secs_f64(median(&|f: &Figures| {
+                    f.latency.map(|l| l[i].as_secs_f64()).unwrap_or_default()
+                }))
+            })
+        });
+        let figures = Figures {
+            enqueue_rate: median(&|f: &Figures| f.enqueue_rate),
+            process_rate: median(&|f: &Figures| f.process_rate),
+            latency,
+        };
+        print_row(&*store, &args, " (median)", &figures);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_row(store: &dyn Store, args: &BenchArgs, note: &str, f: &Figures) {
+    let ms = |i: usize| {
+        f.latency
+            .map(|l| format!("{:.2}", l[i].as_secs_f64() * 1000.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "| {}{note} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+        store.backend(),
+        args.jobs,
+        args.slots,
+        args.prefetch,
+        f.enqueue_rate,
+        f.process_rate,
+        ms(0),
+        ms(1),
+        ms(2)
+    );
+}
+
+/// One run of W1 (and W2) on a queue of its own.
+async fn once(store: &Arc<dyn Store>, args: &BenchArgs) -> anyhow::Result<Figures> {
     let queue = format!("bench-{:08x}", fastrand::u32(..));
 
     // W1: enqueue in batches.
@@ -53,70 +123,64 @@ pub async fn run(store: Arc<dyn Store>, args: BenchArgs) -> anyhow::Result<ExitC
     }
     let enqueue_rate = args.jobs as f64 / started.elapsed().as_secs_f64();
 
-    // W1: process with a pool of `slots`.
-    let options = WorkerOptions {
+    // W1: process with a pool that stops once it has run (and recorded) every job.
+    let started = Instant::now();
+    let pool = drover_worker::start(
+        store.clone(),
+        Registry::builtin(),
+        pool_options(args, &queue, args.jobs),
+    );
+    pool.wait().await;
+    let process_rate = args.jobs as f64 / started.elapsed().as_secs_f64();
+    let left = unfinished(&**store, &queue).await?;
+    anyhow::ensure!(left == 0, "{left} jobs of the run were left unfinished");
+
+    // W2: single enqueues at 50/s to an idle pool.
+    let latency = if args.latency {
+        Some(latency(store, args, &queue).await?)
+    } else {
+        None
+    };
+    Ok(Figures {
+        enqueue_rate,
+        process_rate,
+        latency,
+    })
+}
+
+fn pool_options(args: &BenchArgs, queue: &str, jobs: usize) -> WorkerOptions {
+    WorkerOptions {
         slots: args.slots,
-        queues: vec![queue.clone()],
+        prefetch: args.prefetch,
+        max_jobs: Some(jobs as u64),
+        queues: vec![queue.to_string()],
         poll_interval: Duration::from_millis(100),
         heartbeat_interval: Duration::from_secs(2),
         retention: None,
         ..WorkerOptions::default()
-    };
-    let started = Instant::now();
-    let pool = drover_worker::start(store.clone(), Registry::builtin(), options);
-    wait_until_drained(&*store, &queue).await?;
-    let process_rate = args.jobs as f64 / started.elapsed().as_secs_f64();
-
-    // W2: single enqueues at 50/s while the pool idles waiting for work.
-    let latency = if args.latency {
-        Some(latency(&*store, &queue).await?)
-    } else {
-        None
-    };
-    pool.shutdown();
-    pool.wait().await;
-
-    let fmt = |d: Option<Duration>| {
-        d.map(|d| format!("{:.2}", d.as_secs_f64() * 1000.0))
-            .unwrap_or_else(|| "-".into())
-    };
-    let (p50, p95, p99) = match &latency {
-        Some(l) => (Some(l.0), Some(l.1), Some(l.2)),
-        None => (None, None, None),
-    };
-    println!("| store | jobs | slots | enqueue jobs/s | process jobs/s | enqueue→start p50 ms | p95 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
-        store.backend(),
-        args.jobs,
-        args.slots,
-        enqueue_rate,
-        process_rate,
-        fmt(p50),
-        fmt(p95),
-        fmt(p99)
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_until_drained(store: &dyn Store, queue: &str) -> anyhow::Result<()> {
-    loop {
-        let stats = store.queues().await?;
-        let unfinished: u64 = stats
-            .iter()
-            .filter(|q| q.name == queue)
-            .flat_map(|q| q.by_status.values())
-            .sum();
-        if unfinished == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-async fn latency(store: &dyn Store, queue: &str) -> anyhow::Result<(Duration, Duration, Duration)> {
+async fn unfinished(store: &dyn Store, queue: &str) -> anyhow::Result<u64> {
+    let stats = store.queues().await?;
+    Ok(stats
+        .iter()
+        .filter(|q| q.name == queue)
+        .flat_map(|q| q.by_status.values())
+        .sum())
+}
+
+async fn latency(
+    store: &Arc<dyn Store>,
+    args: &BenchArgs,
+    queue: &str,
+) -> anyhow::Result<[Duration; 3]> {
     const JOBS: usize = 500;
+    let pool = drover_worker::start(
+        store.clone(),
+        Registry::builtin(),
+        pool_options(args, queue, JOBS),
+    );
     let mut ids: Vec<JobId> = Vec::with_capacity(JOBS);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for i in 0..JOBS {
@@ -124,7 +188,7 @@ async fn latency(store: &dyn Store, queue: &str) -> anyhow::Result<(Duration, Du
         let job = NewJob::new("noop", format!("latency {i}")).queue(queue.to_string());
         ids.push(store.enqueue(job).await?.job().id);
     }
-    wait_until_drained(store, queue).await?;
+    pool.wait().await;
     let mut samples = Vec::with_capacity(JOBS);
     for id in ids {
         let job = store.get(id).await?;
@@ -135,8 +199,12 @@ async fn latency(store: &dyn Store, queue: &str) -> anyhow::Result<(Duration, Du
             samples.push((started - job.created_at).to_std().unwrap_or_default());
         }
     }
-    anyhow::ensure!(!samples.is_empty(), "no latency samples");
+    anyhow::ensure!(
+        samples.len() == JOBS,
+        "only {} of {JOBS} latency jobs completed",
+        samples.len()
+    );
     samples.sort();
     let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    Ok((at(0.50), at(0.95), at(0.99)))
+    Ok([at(0.50), at(0.95), at(0.99)])
 }

@@ -75,6 +75,7 @@ impl Settings {
         WorkerOptions {
             worker_id: args.worker_id.clone().unwrap_or(defaults.worker_id.clone()),
             slots: slots.max(1) as usize,
+            prefetch: c.workers.prefetch as usize,
             max_jobs: c.workers.max_jobs_per_worker,
             lease_ttl: c.workers.lease_ttl,
             heartbeat_interval: c.workers.heartbeat_interval,

@@ -32,6 +32,11 @@ pub const SQLITE: &[Migration] = &[
         name: "retention_index",
         sql: include_str!("../../migrations/sqlite/0004_retention_index.sql"),
     },
+    Migration {
+        version: 5,
+        name: "claim_by_queue_index",
+        sql: include_str!("../../migrations/sqlite/0005_claim_by_queue_index.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -60,6 +65,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "batched_event_notify",
         sql: include_str!("../../migrations/postgres/0005_batched_event_notify.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "claim_by_queue_index",
+        sql: include_str!("../../migrations/postgres/0006_claim_by_queue_index.sql"),
     },
 ];
 

@@ -487,25 +487,39 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         let now = now_millis();
         let expires = now.saturating_add(millis(request.lease_ttl));
-        let queues = serde_json::to_string(&request.queues).unwrap_or_else(|_| "[]".into());
-        let rows = sqlx::query(
+        // Each filter reads an index in claim order and stops at `limit` (INDEXED BY: the
+        // planner otherwise picked `jobs_by_status` and sorted every queued job). Several
+        // queues need a sort of their due jobs.
+        let pick = match request.queues.len() {
+            0 => "FROM jobs INDEXED BY jobs_ready WHERE status = 'queued'",
+            1 => "FROM jobs INDEXED BY jobs_by_queue WHERE status = 'queued' AND queue = ?4",
+            _ => {
+                "FROM jobs WHERE status = 'queued' \
+                  AND queue IN (SELECT value FROM json_each(?4))"
+            }
+        };
+        let sql = format!(
             "UPDATE jobs SET status = 'running', attempt = attempt + 1, \
              lease_epoch = lease_epoch + 1, lease_owner = ?1, lease_expires_at = ?2, \
              pause_requested = 0, cancel_requested = 0, \
              started_at = coalesce(started_at, ?3), updated_at = ?3, event_seq = event_seq + 1 \
-             WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= ?3 \
+             WHERE id IN (SELECT id {pick} AND run_at <= ?3 \
                AND queue NOT IN (SELECT name FROM queues WHERE paused) \
-               AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4))) \
                ORDER BY priority, run_at, id LIMIT ?5) \
-             RETURNING *",
-        )
-        .bind(&request.worker_id)
-        .bind(expires)
-        .bind(now)
-        .bind(&queues)
-        .bind(claim_limit(request))
-        .fetch_all(&mut *tx)
-        .await?;
+             RETURNING *"
+        );
+        let queues = match request.queues.as_slice() {
+            [queue] => queue.clone(),
+            queues => serde_json::to_string(queues).unwrap_or_else(|_| "[]".into()),
+        };
+        let rows = sqlx::query(&sql)
+            .bind(&request.worker_id)
+            .bind(expires)
+            .bind(now)
+            .bind(&queues)
+            .bind(claim_limit(request))
+            .fetch_all(&mut *tx)
+            .await?;
         let mut leases = Vec::with_capacity(rows.len());
         for row in &rows {
             let job = job_from_row!(row)?;

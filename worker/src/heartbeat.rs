@@ -19,6 +19,8 @@ pub(crate) struct Running {
     pub control: watch::Sender<Control>,
     /// When the store last confirmed the lease.
     pub renewed_at: Instant,
+    /// The code has run and its outcome is being recorded.
+    pub settling: bool,
 }
 
 /// The jobs this worker is running, shared by the pool, the runners and the heartbeat.
@@ -109,7 +111,11 @@ impl Heartbeat {
                             });
                         }
                         Renewal::Lost => {
-                            tracing::warn!(job_id = %fence.job, "lease lost");
+                            // A settling job's renewal races its own completion; the
+                            // settle's fenced write tells which it was.
+                            if !job.settling {
+                                tracing::warn!(job_id = %fence.job, "lease lost");
+                            }
                             job.control.send_modify(|c| c.lost = true);
                         }
                     }

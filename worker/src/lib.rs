@@ -10,6 +10,7 @@ pub mod pruner;
 pub mod reaper;
 pub mod retry;
 
+mod completer;
 mod heartbeat;
 mod runner;
 

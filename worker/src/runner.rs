@@ -6,12 +6,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_queue::{FailureKind, Fence, JobFailure, Lease, Release, Store, StoreError};
+use drover_queue::{Completed, FailureKind, Fence, Job, JobFailure, Release, Store, StoreError};
 use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::watch;
-use tracing::Instrument;
 
+use crate::completer::Completer;
 use crate::context::{Control, Interrupt, JobContext, RunSettings};
 use crate::kind::{JobError, Registry};
 use crate::retry::{retry_delay, store_call};
@@ -26,11 +26,12 @@ pub(crate) struct RunnerEnv {
     pub cancel_grace: Duration,
     pub retry_delay: Duration,
     pub max_retry_delay: Duration,
+    pub completer: Completer,
 }
 
 /// How a run ended.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     Finished(Result<Value, JobError>),
     Stopped(Interrupt),
     TimedOut(Duration),
@@ -50,71 +51,91 @@ impl Outcome {
     }
 }
 
-/// Runs `lease`'s job to an outcome and settles it.
-pub(crate) async fn run(env: Arc<RunnerEnv>, lease: Lease, control: watch::Receiver<Control>) {
-    let job = lease.job.clone();
-    let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind,
-        worker_id = %env.worker_id, attempt = job.attempt);
-    async move {
-        let fence = lease.fence();
-        let kind_label = job.kind.clone();
-        metrics::counter!("drover_jobs_started_total", "kind" => kind_label.clone()).increment(1);
-        let waited = (chrono::Utc::now() - job.run_at).to_std().unwrap_or_default();
-        metrics::histogram!("drover_job_wait_seconds", "kind" => kind_label.clone())
-            .record(waited.as_secs_f64());
-        let started = std::time::Instant::now();
-        let outcome = match env.registry.get(&job.kind) {
-            None => Outcome::Finished(Err(JobError::Permanent(format!(
-                "this worker has no kind `{}`",
-                job.kind
-            )))),
-            Some(kind) => {
-                let timeout = job
-                    .timeouts
-                    .job_timeout
-                    .map(Duration::from_secs)
-                    .or(env.job_timeout);
-                let ctx = JobContext::new(
-                    job.clone(),
-                    fence,
-                    env.store.clone(),
-                    control.clone(),
-                    env.settings.clone(),
-                );
-                let work = AssertUnwindSafe(kind.run(ctx)).catch_unwind();
-                let timed = async {
-                    match timeout {
-                        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| limit),
-                        None => Ok(work.await),
-                    }
-                };
-                tokio::select! {
-                    result = timed => match result {
-                        Ok(Ok(result)) => Outcome::Finished(result),
-                        Ok(Err(panic)) => Outcome::Panicked(panic_message(&panic)),
-                        Err(limit) => Outcome::TimedOut(limit),
-                    },
-                    interrupt = forced_stop(control.clone(), env.cancel_grace) => {
-                        Outcome::Stopped(interrupt)
-                    }
+/// The span every log line of one job's run carries.
+pub(crate) fn span(env: &RunnerEnv, job: &Job) -> tracing::Span {
+    tracing::info_span!("job", job_id = %job.id, kind = %job.kind,
+        worker_id = %env.worker_id, attempt = job.attempt)
+}
+
+/// Runs the job's kind under the job timeout, with panics captured, until it finishes or
+/// must be dropped (lost lease, cancel not honoured in time).
+pub(crate) async fn execute(
+    env: &RunnerEnv,
+    job: &Job,
+    fence: Fence,
+    control: watch::Receiver<Control>,
+) -> Outcome {
+    let kind_label = job.kind.clone();
+    metrics::counter!("drover_jobs_started_total", "kind" => kind_label.clone()).increment(1);
+    let waited = (chrono::Utc::now() - job.run_at)
+        .to_std()
+        .unwrap_or_default();
+    metrics::histogram!("drover_job_wait_seconds", "kind" => kind_label.clone())
+        .record(waited.as_secs_f64());
+    let started = std::time::Instant::now();
+    let outcome = match env.registry.get(&job.kind) {
+        None => Outcome::Finished(Err(JobError::Permanent(format!(
+            "this worker has no kind `{}`",
+            job.kind
+        )))),
+        Some(kind) => {
+            let timeout = job
+                .timeouts
+                .job_timeout
+                .map(Duration::from_secs)
+                .or(env.job_timeout);
+            let ctx = JobContext::new(
+                job.clone(),
+                fence,
+                env.store.clone(),
+                control.clone(),
+                env.settings.clone(),
+            );
+            let work = AssertUnwindSafe(kind.run(ctx)).catch_unwind();
+            let timed = async {
+                match timeout {
+                    Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| limit),
+                    None => Ok(work.await),
+                }
+            };
+            tokio::select! {
+                result = timed => match result {
+                    Ok(Ok(result)) => Outcome::Finished(result),
+                    Ok(Err(panic)) => Outcome::Panicked(panic_message(&panic)),
+                    Err(limit) => Outcome::TimedOut(limit),
+                },
+                interrupt = forced_stop(control, env.cancel_grace) => {
+                    Outcome::Stopped(interrupt)
                 }
             }
-        };
-        tracing::debug!(?outcome, "run ended");
-        let label = outcome.label();
-        metrics::histogram!("drover_job_run_seconds", "kind" => kind_label.clone(), "outcome" => label)
-            .record(started.elapsed().as_secs_f64());
-        match label {
-            "completed" => metrics::counter!("drover_jobs_completed_total", "kind" => kind_label).increment(1),
-            "failed" | "timed_out" | "panicked" => {
-                metrics::counter!("drover_jobs_failed_total", "kind" => kind_label).increment(1)
-            }
-            _ => {}
         }
-        settle(&env, fence, job.attempt, outcome, control).await;
+    };
+    tracing::debug!(?outcome, "run ended");
+    let label = outcome.label();
+    metrics::histogram!("drover_job_run_seconds", "kind" => kind_label.clone(), "outcome" => label)
+        .record(started.elapsed().as_secs_f64());
+    match label {
+        "completed" => {
+            metrics::counter!("drover_jobs_completed_total", "kind" => kind_label).increment(1)
+        }
+        "failed" | "timed_out" | "panicked" => {
+            metrics::counter!("drover_jobs_failed_total", "kind" => kind_label).increment(1)
+        }
+        _ => {}
     }
-    .instrument(span)
-    .await
+    outcome
+}
+
+/// Resolves with the interrupt once one is pending (for a job still waiting for a slot).
+pub(crate) async fn interrupted(mut control: watch::Receiver<Control>) -> Interrupt {
+    loop {
+        if let Some(interrupt) = control.borrow_and_update().interrupt() {
+            return interrupt;
+        }
+        if control.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 /// Resolves when the run must be dropped without waiting for a safe point: at once when
@@ -151,7 +172,9 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic with a non-string payload".into())
 }
 
-async fn settle(
+/// Records the outcome in the store: a success through the batching completer, the rest
+/// (retry, fail, pause, cancel, hand back) one by one.
+pub(crate) async fn settle(
     env: &RunnerEnv,
     fence: Fence,
     attempt: u32,
@@ -163,9 +186,14 @@ async fn settle(
     let give_up = || control.borrow().lost;
     let result = match outcome {
         Outcome::Finished(Ok(value)) => {
-            store_call("complete", || store.complete(fence, value.clone()), give_up)
-                .await
-                .map(|_| "completed")
+            match env.completer.complete(fence, value, control.clone()).await {
+                Ok(Completed::Done) => Ok("completed"),
+                Ok(Completed::Fenced) => Err(StoreError::Fenced {
+                    job: fence.job,
+                    epoch: fence.epoch,
+                }),
+                Err(err) => Err(err),
+            }
         }
         Outcome::Finished(Err(JobError::Transient(message))) => {
             let failure = JobFailure::transient(message);
@@ -238,7 +266,8 @@ async fn settle(
         }
     };
     match result {
-        Ok(what) => tracing::info!("job {what}"),
+        // Per-job lines are debug: at thousands of jobs a second they would swamp the log.
+        Ok(what) => tracing::debug!("job {what}"),
         Err(StoreError::Fenced { .. }) => {
             tracing::warn!(
                 "lease lost before the outcome was recorded; another worker owns the job"
