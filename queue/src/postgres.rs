@@ -694,10 +694,15 @@ impl Store for PgStore {
         }
         let ids: Vec<JobId> = fences.iter().map(|f| f.job).collect();
         let epochs: Vec<i64> = fences.iter().map(|f| f.epoch).collect();
+        // Rows are locked in id order, as `complete_many` locks them: a renewal and a batch
+        // completion of the same jobs never deadlock.
         let rows = sqlx::query(
-            "UPDATE jobs j SET lease_expires_at = drover_now() + $3 \
-             FROM unnest($1::uuid[], $2::bigint[]) AS f(id, epoch) \
-             WHERE j.id = f.id AND j.lease_epoch = f.epoch AND j.status = 'running' \
+            "WITH locked AS MATERIALIZED (SELECT j.id FROM jobs j \
+               JOIN unnest($1::uuid[], $2::bigint[]) AS f(id, epoch) \
+               ON j.id = f.id AND j.lease_epoch = f.epoch WHERE j.status = 'running' \
+               ORDER BY j.id FOR UPDATE OF j) \
+             UPDATE jobs j SET lease_expires_at = drover_now() + $3 FROM locked \
+             WHERE j.id = locked.id \
              RETURNING j.id, j.lease_epoch, j.pause_requested, j.cancel_requested",
         )
         .bind(&ids)
@@ -986,21 +991,22 @@ impl Store for PgStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        // Rows are locked in id order, so two overlapping batches cannot deadlock.
-        let mut sorted: Vec<&Completion> = completions.iter().collect();
-        sorted.sort_by_key(|c| c.fence.job);
-        let ids: Vec<JobId> = sorted.iter().map(|c| c.fence.job).collect();
-        let epochs: Vec<i64> = sorted.iter().map(|c| c.fence.epoch).collect();
-        let results: Vec<String> = sorted.iter().map(|c| c.result.to_string()).collect();
-        // One statement settles the batch: each row only under its own fence.
+        let ids: Vec<JobId> = completions.iter().map(|c| c.fence.job).collect();
+        let epochs: Vec<i64> = completions.iter().map(|c| c.fence.epoch).collect();
+        let results: Vec<String> = completions.iter().map(|c| c.result.to_string()).collect();
+        // One statement settles the batch, each row only under its own fence. Rows are
+        // locked in id order, as `renew` locks them, so the two cannot deadlock.
         let done: Vec<(JobId, i64)> = sqlx::query_as(
             "WITH f AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[]) \
-               AS f(id, epoch, result) ORDER BY id), \
+               AS f(id, epoch, result)), \
+             locked AS MATERIALIZED (SELECT jobs.id FROM jobs JOIN f ON jobs.id = f.id \
+               AND jobs.lease_epoch = f.epoch WHERE jobs.status = 'running' \
+               ORDER BY jobs.id FOR UPDATE OF jobs), \
              j AS (UPDATE jobs SET status = 'completed', result = f.result::jsonb, \
                lease_expires_at = NULL, updated_at = drover_now(), \
                finished_at = drover_now(), event_seq = jobs.event_seq + 1 \
-               FROM f WHERE jobs.id = f.id AND jobs.lease_epoch = f.epoch \
-               AND jobs.status = 'running' \
+               FROM f, locked WHERE jobs.id = locked.id AND f.id = locked.id \
+               AND jobs.lease_epoch = f.epoch AND jobs.status = 'running' \
                RETURNING jobs.id, jobs.lease_epoch, jobs.event_seq, jobs.attempt, \
                jobs.lease_owner, jobs.updated_at), \
              e AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) \
