@@ -303,6 +303,99 @@ async fn finished_jobs_are_pruned_by_the_leader(backend: Backend) {
     s.stop().await;
 }
 
+async fn prefetched_jobs_complete_once_within_the_slots(backend: Backend) {
+    let concurrency = Arc::new(Concurrency::default());
+    let s = setup(
+        backend,
+        registry(&concurrency),
+        WorkerOptions {
+            prefetch: 8,
+            ..options(3)
+        },
+    )
+    .await;
+    let jobs: Vec<NewJob> = (0..40)
+        .map(|i| NewJob::new("busy", format!("{i}")))
+        .collect();
+    let ids: Vec<JobId> = s
+        .store
+        .enqueue_batch(jobs)
+        .await
+        .expect("batch")
+        .iter()
+        .map(|e| e.job().id)
+        .collect();
+    for id in &ids {
+        assert_eq!(s.finished(*id).await.status, JobStatus::Completed);
+        assert_eq!(
+            s.status_events(*id).await,
+            vec!["queued", "running", "completed"],
+            "each job runs and completes once"
+        );
+    }
+    let max = concurrency.max.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&max), "at most 3 at once, saw {max}");
+    s.stop().await;
+}
+
+async fn prefetched_jobs_settle_without_running_when_interrupted(backend: Backend) {
+    let concurrency = Arc::new(Concurrency::default());
+    let s = setup(
+        backend,
+        registry(&concurrency),
+        WorkerOptions {
+            prefetch: 2,
+            ..options(1)
+        },
+    )
+    .await;
+    // The one slot is taken; the next two jobs are leased and wait for it.
+    let holder = s
+        .submit(NewJob::new("sleep", "holds the slot").config(json!({"ms": 60_000})))
+        .await;
+    s.until(holder, "the holder to run", support::is(JobStatus::Running))
+        .await;
+    let paused = s.submit(NewJob::new("busy", "pause me")).await;
+    let cancelled = s.submit(NewJob::new("busy", "cancel me")).await;
+    for id in [paused, cancelled] {
+        s.until(
+            id,
+            "the job to be prefetched",
+            support::is(JobStatus::Running),
+        )
+        .await;
+    }
+    s.store.pause(paused).await.expect("pause");
+    s.store.cancel(cancelled).await.expect("cancel");
+    let job = s
+        .until(paused, "the pause", support::is(JobStatus::Paused))
+        .await;
+    assert_eq!(job.attempt, 0, "a pause hands the attempt back");
+    s.until(cancelled, "the cancel", support::is(JobStatus::Cancelled))
+        .await;
+
+    // Shutdown hands a waiting job back uncounted, like the running one.
+    let waiting = s.submit(NewJob::new("busy", "hand me back")).await;
+    s.until(
+        waiting,
+        "the job to be prefetched",
+        support::is(JobStatus::Running),
+    )
+    .await;
+    s.worker.shutdown();
+    s.worker.wait().await;
+    for id in [holder, waiting] {
+        let job = s.store.get(id).await.expect("get");
+        assert_eq!((job.status, job.attempt), (JobStatus::Queued, 0));
+    }
+    assert_eq!(
+        concurrency.max.load(Ordering::SeqCst),
+        0,
+        "no waiting job ran"
+    );
+    s.backend.cleanup().await;
+}
+
 drover_queue::on_every_backend!(
     runs_at_most_slots_jobs_at_once,
     transient_errors_retry_with_backoff,
@@ -311,4 +404,6 @@ drover_queue::on_every_backend!(
     running_jobs_pause_resume_and_cancel,
     max_jobs_stops_the_worker,
     finished_jobs_are_pruned_by_the_leader,
+    prefetched_jobs_complete_once_within_the_slots,
+    prefetched_jobs_settle_without_running_when_interrupted,
 );
