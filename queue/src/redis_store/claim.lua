@@ -1,5 +1,6 @@
 -- ARGV: owner, lease ttl ms, limit, events channel. Leases due jobs by priority, then run_at,
--- then id (members with equal scores sort by id, and UUIDv7 ids sort by time).
+-- then id (members with equal scores sort by id, and UUIDv7 ids sort by time). Returns
+-- each leased job's hash (HGETALL), so the claim is one round trip.
 local owner, ttl, limit, echan = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 if redis.call('EXISTS', base .. ':paused') == 1 then return {} end
 local claimed = {}
@@ -20,8 +21,9 @@ for p = 0, 2 do
     redis.call('ZREM', base .. ':status:queued', id)
     redis.call('ZADD', base .. ':status:running', 0, id)
     redis.call('ZADD', base .. ':leases', expires, id)
-    add_event(id, 'status', cjson.encode({ status = 'running', attempt = attempt, worker = owner }), echan)
-    claimed[#claimed + 1] = id
+    add_event(id, 'status', cjson.encode({ status = 'running', attempt = attempt, worker = owner }))
+    claimed[#claimed + 1] = redis.call('HGETALL', key)
   end
 end
+announce(echan)
 return claimed

@@ -20,7 +20,7 @@ for i = 2, #ARGV, 3 do
     local data = cjson.encode({ status = 'completed',
       attempt = tonumber(redis.call('HGET', key, 'attempt')),
       worker = redis.call('HGET', key, 'lease_owner') })
-    add_event(id, 'status', data, echan)
+    add_event(id, 'status', data)
     answers[#answers + 1] = 'done'
   elseif status == 'completed' and same_epoch then
     answers[#answers + 1] = 'done'
@@ -28,4 +28,5 @@ for i = 2, #ARGV, 3 do
     answers[#answers + 1] = 'fenced'
   end
 end
+announce(echan)
 return answers

@@ -54,9 +54,10 @@ for _, job in ipairs(jobs) do
     redis.call('ZADD', base .. ':status:queued', 0, job.id)
     redis.call('ZADD', base .. ':all', 0, job.id)
     if job.key ~= '' then redis.call('SET', base .. ':idem:' .. job.key, job.id) end
-    add_event(job.id, 'status', '{"attempt":0,"status":"queued"}', echan)
+    add_event(job.id, 'status', '{"attempt":0,"status":"queued"}')
   end
 end
+announce(echan)
 if fresh > 0 then redis.call('PUBLISH', jchan, queue) end
 local flat = { 'ok' }
 for _, o in ipairs(out) do

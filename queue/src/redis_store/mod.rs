@@ -379,9 +379,14 @@ impl RedisStore {
                         if let Ok(job) = payload.parse() {
                             notifier.publish(Signal::Control { job });
                         }
-                    } else if let Some((job, seq)) = payload.split_once(':') {
-                        if let (Ok(job), Ok(seq)) = (job.parse(), seq.parse()) {
-                            notifier.publish(Signal::Event { job, seq });
+                    } else {
+                        // `job:seq[,job:seq…]`: a batch script announces many jobs at once.
+                        for entry in payload.split(',') {
+                            if let Some((job, seq)) = entry.split_once(':') {
+                                if let (Ok(job), Ok(seq)) = (job.parse(), seq.parse()) {
+                                    notifier.publish(Signal::Event { job, seq });
+                                }
+                            }
                         }
                     }
                 }
@@ -924,29 +929,39 @@ impl Store for RedisStore {
             request.queues.clone()
         };
         // Visit queues by their best due job, so priorities hold across queues too.
-        let now = self.server_now().await?;
         let mut heads = Vec::new();
-        for queue in queues {
-            let base = self.base(&queue);
-            for p in 0..3 {
-                let head: Vec<(String, f64)> = self
-                    .conn()
-                    .zrangebyscore_limit_withscores(format!("{base}:ready:{p}"), "-inf", now, 0, 1)
-                    .await?;
-                if let Some((id, score)) = head.into_iter().next() {
-                    heads.push(((p, score as i64, id), queue.clone()));
-                    break;
+        if let [queue] = queues.as_slice() {
+            heads.push(((0, 0, String::new()), queue.clone()));
+        } else {
+            let now = self.server_now().await?;
+            for queue in queues {
+                let base = self.base(&queue);
+                for p in 0..3 {
+                    let head: Vec<(String, f64)> = self
+                        .conn()
+                        .zrangebyscore_limit_withscores(
+                            format!("{base}:ready:{p}"),
+                            "-inf",
+                            now,
+                            0,
+                            1,
+                        )
+                        .await?;
+                    if let Some((id, score)) = head.into_iter().next() {
+                        heads.push(((p, score as i64, id), queue.clone()));
+                        break;
+                    }
                 }
             }
+            heads.sort();
         }
-        heads.sort();
         let mut leases = Vec::new();
         for (_, queue) in heads {
             let left = claim_limit(request) as usize - leases.len();
             if left == 0 {
                 break;
             }
-            let ids: Vec<String> = scripts()
+            let hashes: Vec<Vec<String>> = scripts()
                 .claim
                 .key(self.base(&queue))
                 .arg(&request.worker_id)
@@ -955,7 +970,12 @@ impl Store for RedisStore {
                 .arg(self.channel("events"))
                 .invoke_async(&mut self.conn())
                 .await?;
-            for job in self.read_many(&queue, &ids).await? {
+            for hash in hashes {
+                let fields: HashMap<String, String> = hash
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                let job = job_from_hash(&fields)?;
                 self.queue_of
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

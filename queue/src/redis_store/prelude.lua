@@ -16,12 +16,24 @@ local function resolve(v)
   return v
 end
 local function jobkey(id) return base .. ':job:' .. id end
--- Appends an event to the job's stream with the next per-job seq, and announces it.
+-- Appends an event to the job's stream with the next per-job seq. With `chan` it is
+-- announced at once; batch scripts pass nil and call `announce` once at the end.
+local announced = {}
 local function add_event(id, kind, data, chan)
   local seq = redis.call('HINCRBY', jobkey(id), 'event_seq', 1)
   redis.call('XADD', base .. ':events:' .. id, '0-' .. seq, 'kind', kind, 'data', data, 'at', fmt(now))
-  redis.call('PUBLISH', chan, id .. ':' .. seq)
+  if chan then
+    redis.call('PUBLISH', chan, id .. ':' .. seq)
+  else
+    announced[#announced + 1] = id .. ':' .. seq
+  end
   return seq
+end
+-- Announces the events appended without `chan`: `id:seq[,id:seq…]`, 100 jobs a message.
+local function announce(chan)
+  for i = 1, #announced, 100 do
+    redis.call('PUBLISH', chan, table.concat(announced, ',', i, math.min(i + 99, #announced)))
+  end
 end
 local function fenced(id, epoch)
   local key = jobkey(id)
