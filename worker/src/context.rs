@@ -161,6 +161,12 @@ impl JobContext {
 
     /// Waits `duration`, returning early at a pending interrupt (waiting is a safe point).
     pub async fn sleep(&self, duration: Duration) -> Result<(), Interrupt> {
+        // tokio rounds every timer up to the next millisecond tick, so even a zero sleep
+        // would wait up to 1 ms: a 10,000-item map with `item_ms: 0` took over 10 s. A zero
+        // wait is just the safe point.
+        if duration.is_zero() {
+            return self.safe_point().await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(duration) => self.safe_point().await,
             interrupt = self.until_interrupted() => Err(interrupt),
@@ -268,5 +274,52 @@ impl JobContext {
             Err(err) if err.is_transient() => Err(JobError::Interrupted(Interrupt::LeaseLost)),
             Err(err) => Err(JobError::Transient(err.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use drover_queue::testing::Backend;
+    use drover_queue::NewJob;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_zero_sleep_is_a_safe_point_without_a_timer() {
+        let backend = Backend::sqlite();
+        let store = backend.open().await;
+        let job = store
+            .enqueue(NewJob::new("noop", "zero sleep"))
+            .await
+            .expect("enqueue")
+            .into_job();
+        let fence = Fence {
+            job: job.id,
+            epoch: 0,
+        };
+        let (control, control_rx) = watch::channel(Control::default());
+        let ctx = JobContext::new(
+            job,
+            fence,
+            store,
+            control_rx,
+            Arc::new(RunSettings::default()),
+        );
+        // Polled by hand, nothing drives tokio's timer wheel: a sleep that registered a timer
+        // stays pending on every poll here, while the safe point is ready once it has yielded.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sleep = std::pin::pin!(ctx.sleep(Duration::ZERO));
+        let ready = (0..3).find_map(|_| match sleep.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        });
+        assert_eq!(ready, Some(Ok(())), "a zero sleep waited for a timer tick");
+        // It is still a safe point.
+        control.send_modify(|c| c.pause = true);
+        assert_eq!(ctx.sleep(Duration::ZERO).await, Err(Interrupt::Pause));
+        backend.cleanup().await;
     }
 }
