@@ -2,31 +2,30 @@
 -- then (id, lease epoch, result JSON) triples. Answers one word per job: 'done' (completed
 -- now, or by an earlier try under the same epoch) or 'fenced' (not ours; nothing written).
 local echan = ARGV[1]
-local answers = {}
+local answers, done = {}, {}
+local at = fmt(now)
 for i = 2, #ARGV, 3 do
   local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = jobkey(id)
-  local status = redis.call('HGET', key, 'status')
-  local same_epoch = redis.call('HGET', key, 'lease_epoch') == epoch
-  if status == 'running' and same_epoch then
-    redis.call('HSET', key, 'status', 'completed', 'result', result, 'updated_at', fmt(now),
-      'finished_at', fmt(now))
+  local v = redis.call('HMGET', key, 'status', 'lease_epoch', 'attempt', 'lease_owner', 'ver', 'event_seq')
+  if v[1] == 'running' and v[2] == epoch then
+    local seq = tonumber(v[6]) + 1
+    redis.call('HSET', key, 'status', 'completed', 'result', result, 'updated_at', at,
+      'finished_at', at, 'ver', tonumber(v[5]) + 1, 'event_seq', seq)
     redis.call('HDEL', key, 'lease_expires_at')
-    redis.call('HINCRBY', key, 'ver', 1)
-    redis.call('ZREM', base .. ':leases', id)
-    redis.call('ZREM', base .. ':status:running', id)
-    redis.call('ZADD', base .. ':status:completed', 0, id)
-    redis.call('ZADD', base .. ':finished:completed', now, id)
-    local data = cjson.encode({ status = 'completed',
-      attempt = tonumber(redis.call('HGET', key, 'attempt')),
-      worker = redis.call('HGET', key, 'lease_owner') })
-    add_event(id, 'status', data)
+    put_event(id, seq, 'status', cjson.encode({ status = 'completed',
+      attempt = tonumber(v[3]), worker = v[4] }))
+    done[#done + 1] = id
     answers[#answers + 1] = 'done'
-  elseif status == 'completed' and same_epoch then
+  elseif v[1] == 'completed' and v[2] == epoch then
     answers[#answers + 1] = 'done'
   else
     answers[#answers + 1] = 'fenced'
   end
 end
+zrem_all(base .. ':leases', done)
+zrem_all(base .. ':status:running', done)
+zadd_all(base .. ':status:completed', 0, done)
+zadd_all(base .. ':finished:completed', now, done)
 announce(echan)
 return answers

@@ -41,25 +41,36 @@ if max >= 0 then
     + redis.call('ZCARD', base .. ':status:paused')
   if held + fresh > max then return { 'full', tostring(max) } end
 end
+-- One HSET and one XADD per job; the index moves are one variadic call per index.
+local at = fmt(now)
+local ready, fresh_ids = {}, {}
 for _, job in ipairs(jobs) do
   if not job.skip then
-    local key = jobkey(job.id)
     local run_at = job.run_at
-    if run_at == '' then run_at = fmt(now) end
-    if #job.fields > 0 then redis.call('HSET', key, unpack(job.fields)) end
-    redis.call('HSET', key, 'run_at', run_at, 'status', 'queued', 'attempt', '0', 'lease_epoch', '0',
-      'event_seq', '0', 'cp_seq', '0', 'ver', '1', 'created_at', fmt(now), 'updated_at', fmt(now),
-      'fingerprint', job.fp, 'pause_requested', '0', 'cancel_requested', '0', 'artifacts', '[]')
-    redis.call('ZADD', base .. ':ready:' .. job.prio, run_at, job.id)
-    redis.call('ZADD', base .. ':status:queued', 0, job.id)
-    redis.call('ZADD', base .. ':all', 0, job.id)
+    if run_at == '' then run_at = at end
+    local f = job.fields
+    for _, v in ipairs({ 'run_at', run_at, 'status', 'queued', 'attempt', '0', 'lease_epoch', '0',
+      'event_seq', '1', 'cp_seq', '0', 'ver', '1', 'created_at', at, 'updated_at', at,
+      'fingerprint', job.fp, 'pause_requested', '0', 'cancel_requested', '0',
+      'artifacts', '[]' }) do
+      f[#f + 1] = v
+    end
+    redis.call('HSET', jobkey(job.id), unpack(f))
+    ready[job.prio] = ready[job.prio] or {}
+    local r = ready[job.prio]
+    r[#r + 1] = run_at
+    r[#r + 1] = job.id
+    fresh_ids[#fresh_ids + 1] = job.id
     if job.key ~= '' then redis.call('SET', base .. ':idem:' .. job.key, job.id) end
-    add_event(job.id, 'status', '{"attempt":0,"status":"queued"}')
+    put_event(job.id, 1, 'status', '{"attempt":0,"status":"queued"}')
   end
 end
+for prio, r in pairs(ready) do zadd_pairs(base .. ':ready:' .. prio, r) end
+zadd_all(base .. ':status:queued', 0, fresh_ids)
+zadd_all(base .. ':all', 0, fresh_ids)
 announce(echan)
 if fresh > 0 then redis.call('PUBLISH', jchan, queue) end
-local flat = { 'ok' }
+local flat = { 'ok', at }
 for _, o in ipairs(out) do
   flat[#flat + 1] = o[1]
   flat[#flat + 1] = o[2]

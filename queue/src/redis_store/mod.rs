@@ -695,6 +695,38 @@ fn new_job_fields(id: JobId, job: &NewJob, max_attempts: u32) -> Vec<String> {
         .collect()
 }
 
+/// The job `enqueue.lua` stored from `fields` at server time `at` (milliseconds), read the
+/// same way a stored hash is read.
+fn created_job(fields: &[String], job: &NewJob, at: &str) -> StoreResult<Job> {
+    let mut hash: HashMap<String, String> = fields
+        .chunks_exact(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    let run_at = job
+        .run_at
+        .map(|t| to_millis(t).to_string())
+        .unwrap_or_else(|| at.to_string());
+    // Keep in step with the fields enqueue.lua adds.
+    for (k, v) in [
+        ("run_at", run_at.as_str()),
+        ("status", "queued"),
+        ("attempt", "0"),
+        ("lease_epoch", "0"),
+        ("event_seq", "1"),
+        ("cp_seq", "0"),
+        ("ver", "1"),
+        ("created_at", at),
+        ("updated_at", at),
+        ("pause_requested", "0"),
+        ("cancel_requested", "0"),
+        ("artifacts", "[]"),
+    ] {
+        hash.insert(k.to_string(), v.to_string());
+    }
+    hash.insert("fingerprint".into(), job.fingerprint());
+    job_from_hash(&hash)
+}
+
 #[async_trait]
 impl Store for RedisStore {
     fn backend(&self) -> &'static str {
@@ -741,6 +773,10 @@ impl Store for RedisStore {
         }
         let mut ids: Vec<JobId> = jobs.iter().map(|_| uuid::Uuid::now_v7()).collect();
         let mut outcome: Vec<Option<(bool, JobId)>> = vec![None; jobs.len()];
+        // What the script stored for each new job, and the server time it stored it at:
+        // a created job is known without reading it back.
+        let mut stored_fields: Vec<Vec<String>> = vec![Vec::new(); jobs.len()];
+        let mut stored_at: HashMap<String, String> = HashMap::new();
         for (queue, idx) in &by_queue {
             // Index first: a crash after this leaves a harmless entry, never a lost job.
             let mut pipe = redis::pipe();
@@ -766,6 +802,7 @@ impl Store for RedisStore {
                     .max_attempts
                     .unwrap_or(self.options.default_max_attempts());
                 let fields = new_job_fields(ids[i], job, max_attempts);
+                stored_fields[i] = fields.clone();
                 args.push(ids[i].to_string());
                 args.push(job.idempotency_key.clone().unwrap_or_default());
                 args.push(job.fingerprint());
@@ -794,10 +831,11 @@ impl Store for RedisStore {
             };
             match reply.first().map(String::as_str) {
                 Some("ok") => {
+                    stored_at.insert(queue.clone(), reply.get(1).cloned().unwrap_or_default());
                     for (n, &i) in idx.iter().enumerate() {
-                        let created = reply.get(1 + 2 * n).map(String::as_str) == Some("created");
+                        let created = reply.get(2 + 2 * n).map(String::as_str) == Some("created");
                         let id = reply
-                            .get(2 + 2 * n)
+                            .get(3 + 2 * n)
                             .and_then(|s| s.parse().ok())
                             .ok_or_else(|| StoreError::Backend("enqueue reply".into()))?;
                         if !created {
@@ -831,27 +869,29 @@ impl Store for RedisStore {
         }
         let mut results = Vec::with_capacity(jobs.len());
         for (queue, idx) in &by_queue {
+            // Only the jobs an idempotency key matched are read back.
             let wanted: Vec<String> = idx
                 .iter()
-                .map(|&i| outcome[i].map(|(_, id)| id.to_string()).unwrap_or_default())
+                .filter_map(|&i| match outcome[i] {
+                    Some((false, id)) => Some(id.to_string()),
+                    _ => None,
+                })
                 .collect();
             let read = self.read_many(queue, &wanted).await?;
-            let by_id: HashMap<JobId, Job> = read.into_iter().map(|j| (j.id, j)).collect();
+            let mut existing: HashMap<JobId, Job> = read.into_iter().map(|j| (j.id, j)).collect();
+            let at = stored_at.get(queue).cloned().unwrap_or_default();
             for &i in idx {
                 let (created, id) =
                     outcome[i].ok_or_else(|| StoreError::Backend("enqueue".into()))?;
-                let job = by_id
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| StoreError::Backend(format!("job {id} was not stored")))?;
-                results.push((
-                    i,
-                    if created {
-                        Enqueued::Created(job)
-                    } else {
-                        Enqueued::Existing(job)
-                    },
-                ));
+                if created {
+                    let job = created_job(&stored_fields[i], &jobs[i], &at)?;
+                    results.push((i, Enqueued::Created(job)));
+                } else {
+                    let job = existing
+                        .remove(&id)
+                        .ok_or_else(|| StoreError::Backend(format!("job {id} was not stored")))?;
+                    results.push((i, Enqueued::Existing(job)));
+                }
             }
         }
         results.sort_by_key(|(i, _)| *i);

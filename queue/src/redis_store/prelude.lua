@@ -16,18 +16,41 @@ local function resolve(v)
   return v
 end
 local function jobkey(id) return base .. ':job:' .. id end
--- Appends an event to the job's stream with the next per-job seq. With `chan` it is
--- announced at once; batch scripts pass nil and call `announce` once at the end.
+-- Appends event `seq` to the job's stream (the caller has set the job's `event_seq`). With
+-- `chan` it is announced at once; batch scripts pass nil and call `announce` at the end.
 local announced = {}
-local function add_event(id, kind, data, chan)
-  local seq = redis.call('HINCRBY', jobkey(id), 'event_seq', 1)
+local function put_event(id, seq, kind, data, chan)
   redis.call('XADD', base .. ':events:' .. id, '0-' .. seq, 'kind', kind, 'data', data, 'at', fmt(now))
   if chan then
     redis.call('PUBLISH', chan, id .. ':' .. seq)
   else
     announced[#announced + 1] = id .. ':' .. seq
   end
+end
+-- Appends an event with the job's next seq; see `put_event`.
+local function add_event(id, kind, data, chan)
+  local seq = redis.call('HINCRBY', jobkey(id), 'event_seq', 1)
+  put_event(id, seq, kind, data, chan)
   return seq
+end
+-- Variadic ZADD/ZREM of many members, in chunks that stay under Lua's unpack limit.
+local function zadd_pairs(key, pairs)
+  for i = 1, #pairs, 1000 do
+    redis.call('ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs)))
+  end
+end
+local function zadd_all(key, score, members)
+  local pairs = {}
+  for _, m in ipairs(members) do
+    pairs[#pairs + 1] = score
+    pairs[#pairs + 1] = m
+  end
+  zadd_pairs(key, pairs)
+end
+local function zrem_all(key, members)
+  for i = 1, #members, 1000 do
+    redis.call('ZREM', key, unpack(members, i, math.min(i + 999, #members)))
+  end
 end
 -- Announces the events appended without `chan`: `id:seq[,id:seq…]`, 100 jobs a message.
 local function announce(chan)
