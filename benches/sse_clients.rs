@@ -1,9 +1,12 @@
 //! Issue 6: one API process holds 10,000 concurrent SSE clients on 100 running jobs, every
 //! event delivered, under 500 MB resident.
 //!
-//!     cargo bench --bench sse_clients                               # 10,000 clients, 100 jobs, PostgreSQL
-//!     SSE_CLIENTS=1000 SSE_JOBS=10 cargo bench --bench sse_clients  # a quick smoke run
-//!     SSE_STORE=sqlite cargo bench --bench sse_clients              # or redis
+//!     cargo bench --bench sse_clients                      # 10,000 clients, 100 jobs, PostgreSQL
+//!     SSE_CLIENTS=1000 SSE_JOBS=10 cargo bench --bench sse_clients        # a quick smoke run
+//!     SSE_STORE=sqlite cargo bench --bench sse_clients                   # or redis
+//!
+//! `SSE_JOIN=late` connects the clients halfway through the jobs instead, so each one
+//! replays what it missed from the store and then switches to the live feed.
 //!
 //! Other knobs: `SSE_ITEMS` (50) and `SSE_ITEM_MS` (200) shape each demo job,
 //! `SSE_CONNECT_CONCURRENCY` (256) bounds connections being opened at once; PostgreSQL and
@@ -15,8 +18,9 @@
 //! not from a replay. Once all clients are connected it resumes the queue; each client
 //! reads until `end` and keeps the seqs it saw. Each client's seqs must equal its job's
 //! whole event log as the store holds it: in order, no gap, nothing twice. The server's
-//! VmRSS is sampled throughout, and VmHWM (its peak) is read before it is stopped. Exits 1
-//! if any client missed an event.
+//! VmRSS is sampled throughout, and VmHWM (its peak) is read before it is stopped; "KB per
+//! client" is (RSS with every client connected - RSS idle) / clients. Exits 1 if any client
+//! missed an event.
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -57,7 +61,7 @@ fn raise_nofile() -> u64 {
         limit.rlim_cur = limit.rlim_max;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0, "setrlimit");
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in kB (None once the process is gone).
@@ -276,6 +280,11 @@ async fn main() {
     let item_ms: u64 = env_or("SSE_ITEM_MS", 200);
     let connect_concurrency: usize = env_or("SSE_CONNECT_CONCURRENCY", 256);
     let store_name: String = env_or("SSE_STORE", "postgres".to_string());
+    let late = match env_or("SSE_JOIN", "before".to_string()).as_str() {
+        "before" => false,
+        "late" => true,
+        other => panic!("SSE_JOIN: `{other}` is not before or late"),
+    };
     assert!(
         jobs > 0 && clients >= jobs,
         "need SSE_CLIENTS >= SSE_JOBS > 0"
@@ -343,6 +352,14 @@ async fn main() {
         .collect();
     assert_eq!(job_ids.len(), jobs);
 
+    let resume = || post(&http, format!("{base}/v1/queues/{QUEUE}/resume"), json!({}));
+    let mut run_started = Instant::now();
+    if late {
+        resume().await;
+        run_started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(items * item_ms / 2)).await;
+    }
+
     let connect = Arc::new(Semaphore::new(connect_concurrency));
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel();
     let started = Instant::now();
@@ -380,8 +397,10 @@ async fn main() {
         mb(connected_kb),
     );
 
-    post(&http, format!("{base}/v1/queues/{QUEUE}/resume"), json!({})).await;
-    let run_started = Instant::now();
+    if !late {
+        resume().await;
+        run_started = Instant::now();
+    }
     let budget = Duration::from_millis(items * item_ms) * 4 + Duration::from_secs(300);
     let mut results = Vec::with_capacity(clients);
     for (i, task) in tasks.into_iter().enumerate() {
@@ -459,10 +478,11 @@ async fn main() {
     let peak_kb = peak_rss.load(Ordering::Relaxed).max(hwm_kb);
 
     println!();
-    println!("| store | clients | jobs | events per job | events delivered / expected | all delivered | connect all s | run s | RSS idle MB | RSS connected MB | peak RSS (VmHWM) MB | KB per client |");
-    println!("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!("| store | join | clients | jobs | events per job | events delivered / expected | all delivered | connect all s | run s | RSS idle MB | RSS connected MB | peak RSS (VmHWM) MB | KB per client |");
+    println!("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {store_name} | {clients} | {jobs} | {} | {delivered} / {expected} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} |",
+        "| {store_name} | {} | {clients} | {jobs} | {} | {delivered} / {expected} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} |",
+        if late { "late" } else { "before" },
         if min_events == max_events {
             min_events.to_string()
         } else {
