@@ -43,18 +43,34 @@ fn bench_prints_a_row_of_figures() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = drover(
         dir.path(),
-        &["bench", "--jobs", "200", "--slots", "4", "--batch", "50"],
+        &[
+            "bench",
+            "--jobs",
+            "200",
+            "--slots",
+            "4",
+            "--prefetch",
+            "16",
+            "--batch",
+            "50",
+            "--runs",
+            "3",
+        ],
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    let row = stdout
+    let rows: Vec<Vec<&str>> = stdout
         .lines()
-        .find(|l| l.starts_with("| sqlite |"))
-        .expect("a sqlite row");
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    assert_eq!((cells[2], cells[3]), ("200", "4"));
-    for rate in [cells[4], cells[5]] {
-        assert!(rate.parse::<f64>().is_ok_and(|r| r > 0.0), "{row}");
+        .filter(|l| l.starts_with("| sqlite"))
+        .map(|row| row.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "three runs and their median:\n{stdout}");
+    assert_eq!(rows[3][1], "sqlite (median)");
+    for cells in &rows {
+        assert_eq!((cells[2], cells[3], cells[4]), ("200", "4", "16"));
+        for rate in [cells[5], cells[6]] {
+            assert!(rate.parse::<f64>().is_ok_and(|r| r > 0.0), "{cells:?}");
+        }
     }
     let out = drover(dir.path(), &["bench", "--jobs", "0"]);
     assert!(text(&out.stderr).contains("--jobs"));
