@@ -45,6 +45,9 @@ struct Scripts {
     lead: Script,
 }
 
+/// The most job → queue entries a store caches (about 10 MB).
+const QUEUE_CACHE_MAX: usize = 100_000;
+
 fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| {
@@ -195,11 +198,18 @@ impl RedisStore {
             .hget(self.global("jobq"), id.to_string())
             .await?;
         let queue = queue.ok_or(StoreError::NotFound(id))?;
-        self.queue_of
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, queue.clone());
+        self.remember_queue(id, &queue);
         Ok(queue)
+    }
+
+    /// Caches a job's queue. The cache is emptied when it reaches `QUEUE_CACHE_MAX`
+    /// entries: a long-lived process sees jobs without end, and a miss costs one HGET.
+    fn remember_queue(&self, id: JobId, queue: &str) {
+        let mut cache = self.queue_of.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= QUEUE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(id, queue.to_string());
     }
 
     /// The queue of a job, or `None` when the job does not exist (reads of a gone job
@@ -1016,10 +1026,7 @@ impl Store for RedisStore {
                     .map(|pair| (pair[0].clone(), pair[1].clone()))
                     .collect();
                 let job = job_from_hash(&fields)?;
-                self.queue_of
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(job.id, queue.clone());
+                self.remember_queue(job.id, &queue);
                 self.notifier.publish(Signal::Event {
                     job: job.id,
                     seq: job.event_seq,
