@@ -956,37 +956,6 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job> {
-        // The runner's fence is the only guard: `running` is the one source of Complete.
-        let row = sqlx::query(
-            "WITH j AS (UPDATE jobs SET status = 'completed', result = $3, \
-               lease_expires_at = NULL, updated_at = drover_now(), finished_at = drover_now(), \
-               event_seq = event_seq + 1 \
-               WHERE id = $1 AND lease_epoch = $2 AND status = 'running' RETURNING *), \
-             e AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) \
-               SELECT id, event_seq, 'status', jsonb_build_object('status', 'completed', \
-               'attempt', attempt, 'worker', lease_owner), updated_at FROM j) \
-             SELECT * FROM j",
-        )
-        .bind(fence.job)
-        .bind(fence.epoch)
-        .bind(Json(&result))
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return job_from_row!(&row);
-        }
-        // A retried completion whose first try committed is not an error.
-        let job = self.get(fence.job).await?;
-        if job.status == JobStatus::Completed && job.lease_epoch == fence.epoch {
-            return Ok(job);
-        }
-        Err(StoreError::Fenced {
-            job: fence.job,
-            epoch: fence.epoch,
-        })
-    }
-
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
         if completions.is_empty() {
             return Ok(Vec::new());
@@ -1012,19 +981,30 @@ impl Store for PgStore {
              e AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) \
                SELECT id, event_seq, 'status', jsonb_build_object('status', 'completed', \
                'attempt', attempt, 'worker', lease_owner), updated_at FROM j) \
-             SELECT id, lease_epoch FROM j \
-             UNION ALL \
-             SELECT jobs.id, jobs.lease_epoch FROM jobs JOIN f ON jobs.id = f.id \
-               AND jobs.lease_epoch = f.epoch WHERE jobs.status = 'completed'",
+             SELECT id, lease_epoch FROM j",
         )
         .bind(&ids)
         .bind(&epochs)
         .bind(&results)
         .fetch_all(&self.pool)
         .await?;
-        // The second SELECT sees the rows as they were before this statement: a retried
-        // batch whose first try committed answers `Done` too.
-        let done: std::collections::HashSet<(JobId, i64)> = done.into_iter().collect();
+        let mut done: std::collections::HashSet<(JobId, i64)> = done.into_iter().collect();
+        // Rarely some did not land: a retried batch whose first try committed still
+        // answers `Done` for them; only the others were fenced.
+        if done.len() < completions.len() {
+            let missed: Vec<JobId> = completions
+                .iter()
+                .filter(|c| !done.contains(&(c.fence.job, c.fence.epoch)))
+                .map(|c| c.fence.job)
+                .collect();
+            let earlier: Vec<(JobId, i64)> = sqlx::query_as(
+                "SELECT id, lease_epoch FROM jobs WHERE id = ANY($1) AND status = 'completed'",
+            )
+            .bind(&missed)
+            .fetch_all(&self.pool)
+            .await?;
+            done.extend(earlier);
+        }
         Ok(completions
             .iter()
             .map(|c| {

@@ -25,7 +25,7 @@ use crate::notifier::{LocalNotifier, Notifier, Signal};
 use crate::operator::{self, Change, OperatorAction, Settle};
 use crate::queue_stats::QueueStatsBuilder;
 use crate::row::status_event;
-use crate::status::{JobStatus, Transition};
+use crate::status::JobStatus;
 use crate::store::*;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -797,43 +797,6 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
-    }
-
-    async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job> {
-        let mut tx = self.begin().await?;
-        let now = now_millis();
-        let mut job = match Self::fenced_job(&mut tx, fence).await {
-            Ok(job) => job,
-            Err(StoreError::Fenced { .. }) => {
-                // A retried completion whose first try committed is not an error.
-                let job = Self::fetch_job(&mut tx, fence.job)
-                    .await?
-                    .ok_or(StoreError::NotFound(fence.job))?;
-                if job.status == JobStatus::Completed && job.lease_epoch == fence.epoch {
-                    return Ok(job);
-                }
-                return Err(StoreError::Fenced {
-                    job: fence.job,
-                    epoch: fence.epoch,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        job.status = job.status.apply(Transition::Complete).map_err(|illegal| {
-            StoreError::IllegalTransition {
-                job: job.id,
-                illegal,
-            }
-        })?;
-        job.result = Some(result);
-        job.lease_expires_at = None;
-        Self::save_status(&mut tx, &job, None, now).await?;
-        let job = Self::fetch_job(&mut tx, fence.job)
-            .await?
-            .ok_or(StoreError::NotFound(fence.job))?;
-        tx.commit().await?;
-        self.announce(&job);
-        Ok(job)
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {

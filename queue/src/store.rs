@@ -415,24 +415,25 @@ pub trait Store: Send + Sync + 'static {
     /// One artifact with its content.
     async fn artifact(&self, id: JobId, name: &str) -> StoreResult<Option<Artifact>>;
 
-    /// Finish the job with a result (fenced). Repeating it with the same fence returns the job.
-    async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job>;
+    /// Finish the job with a result (fenced). Repeating it with the same fence returns the
+    /// job. One completion through [`Store::complete_many`], then the job as stored.
+    async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job> {
+        let answers = self.complete_many(&[Completion { fence, result }]).await?;
+        let job = self.get(fence.job).await?;
+        match answers.first() {
+            Some(Completed::Done) => Ok(job),
+            _ => Err(StoreError::Fenced {
+                job: fence.job,
+                epoch: fence.epoch,
+            }),
+        }
+    }
 
     /// Finish many jobs at once, each under its own fence, in as few round trips and
     /// commits as the backend allows: one answer per completion, in order. A completion
     /// whose fence broke is refused alone; the others still land. When this returns `Ok`,
     /// every `Done` is durable.
-    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
-        let mut answers = Vec::with_capacity(completions.len());
-        for c in completions {
-            answers.push(match self.complete(c.fence, c.result.clone()).await {
-                Ok(_) => Completed::Done,
-                Err(StoreError::Fenced { .. } | StoreError::NotFound(_)) => Completed::Fenced,
-                Err(err) => return Err(err),
-            });
-        }
-        Ok(answers)
-    }
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>>;
 
     /// Record a failed attempt (fenced). With `retry_in` and attempts left the job is queued
     /// again at now + `retry_in`; otherwise it fails for good.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use drover_queue::testing::{eventually, Backend};
-use drover_queue::{FailureKind, JobFilter, JobId, JobStatus, NewJob};
+use drover_queue::{FailureKind, JobFilter, JobStatus, NewJob};
 use drover_worker::{JobContext, JobError, Kind, Registry, WorkerOptions};
 use serde_json::{json, Value};
 use support::{options, setup};
@@ -107,14 +107,7 @@ async fn runs_at_most_slots_jobs_at_once(backend: Backend) {
     let jobs: Vec<NewJob> = (0..20)
         .map(|i| NewJob::new("busy", format!("{i}")))
         .collect();
-    let ids: Vec<JobId> = s
-        .store
-        .enqueue_batch(jobs)
-        .await
-        .expect("batch")
-        .iter()
-        .map(|e| e.job().id)
-        .collect();
+    let ids = s.submit_all(jobs).await;
     for id in &ids {
         assert_eq!(s.finished(*id).await.status, JobStatus::Completed);
     }
@@ -317,14 +310,7 @@ async fn prefetched_jobs_complete_once_within_the_slots(backend: Backend) {
     let jobs: Vec<NewJob> = (0..40)
         .map(|i| NewJob::new("busy", format!("{i}")))
         .collect();
-    let ids: Vec<JobId> = s
-        .store
-        .enqueue_batch(jobs)
-        .await
-        .expect("batch")
-        .iter()
-        .map(|e| e.job().id)
-        .collect();
+    let ids = s.submit_all(jobs).await;
     for id in &ids {
         assert_eq!(s.finished(*id).await.status, JobStatus::Completed);
         assert_eq!(

@@ -1318,32 +1318,6 @@ impl Store for RedisStore {
         })
     }
 
-    async fn complete(&self, fence: Fence, result: Value) -> StoreResult<Job> {
-        self.decide(fence.job, |stored| {
-            let job = &stored.job;
-            if job.lease_epoch != fence.epoch || job.status != JobStatus::Running {
-                // A retried completion whose first try landed is not an error.
-                if job.status == JobStatus::Completed && job.lease_epoch == fence.epoch {
-                    return Ok(Decision::Done(job.clone()));
-                }
-                return Err(StoreError::Fenced {
-                    job: fence.job,
-                    epoch: fence.epoch,
-                });
-            }
-            let mut new = job.clone();
-            new.status = JobStatus::Completed;
-            new.result = Some(result.clone());
-            new.lease_expires_at = None;
-            Ok(Decision::Write {
-                job: new,
-                settle: None,
-                publish: Vec::new(),
-            })
-        })
-        .await
-    }
-
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
         // One script per queue (a script stays in its queue's slot); usually one in all.
         let mut by_queue: HashMap<String, Vec<usize>> = HashMap::new();

@@ -47,6 +47,17 @@ impl Setup {
         self.store.enqueue(job).await.expect("enqueue").job().id
     }
 
+    /// Enqueues `jobs` in one batch; their ids, in order.
+    pub async fn submit_all(&self, jobs: Vec<NewJob>) -> Vec<JobId> {
+        self.store
+            .enqueue_batch(jobs)
+            .await
+            .expect("batch")
+            .iter()
+            .map(|e| e.job().id)
+            .collect()
+    }
+
     pub async fn until(&self, id: JobId, what: &str, done: impl Fn(&Job) -> bool) -> Job {
         eventually(Duration::from_secs(30), what, || async {
             let job = self.store.get(id).await.expect("get");
