@@ -11,6 +11,7 @@
 //! `queue.max_retries`. Other `DROVER_*` variables (say `DROVER_CONFIG`) are left alone.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -275,8 +276,8 @@ impl Default for Retention {
     }
 }
 
-/// The `api` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// The `api` section. Its `Debug` shows whether a token is set, never the token.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Api {
     /// Address the HTTP API listens on. Default `127.0.0.1:8080`.
@@ -285,6 +286,16 @@ pub struct Api {
     pub token: Option<String>,
     /// Largest request body accepted, in bytes. Default 1 MiB.
     pub max_body_bytes: u64,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
 }
 
 impl Default for Api {
@@ -720,6 +731,14 @@ mod tests {
         assert_eq!(config.api.bind, "127.0.0.1:8080");
         assert_eq!(config.queue, QueueSection::default());
         assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let config = load("api:\n  token: hunter2-secret\n", &[]).expect("loads");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]
