@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use drover_queue::{Job, JobFilter, JobId, JobStatus, Store};
+use drover_queue::{Job, JobFilter, JobId, JobStatus, Store, MAX_EVENTS_PER_READ};
 
 use crate::client::ApiClient;
 use crate::follow;
@@ -101,8 +101,18 @@ pub async fn run(store: &dyn Store, command: JobsCommand) -> anyhow::Result<Exit
                 return Ok(follow::exit_code(&job));
             }
             store.get(id).await?;
-            for event in store.events(id, after, 10_000).await? {
-                println!("{}", follow::describe(&event));
+            // Page through the whole log: a store answers at most `MAX_EVENTS_PER_READ`
+            // events per call.
+            let mut after = after;
+            loop {
+                let page = store.events(id, after, MAX_EVENTS_PER_READ).await?;
+                for event in &page {
+                    println!("{}", follow::describe(event));
+                }
+                match page.last() {
+                    Some(last) if page.len() == MAX_EVENTS_PER_READ => after = last.seq,
+                    _ => break,
+                }
             }
         }
     }

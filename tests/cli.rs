@@ -227,3 +227,50 @@ async fn submit_follow_sees_a_separate_serve_process_finish_the_job() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_events_prints_a_log_longer_than_one_store_read() {
+    use drover_queue::{ClaimRequest, NewJob, StoreOptions, MAX_EVENTS_PER_READ};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("events.db").display());
+    let store = drover_queue::connect(&url, StoreOptions::default())
+        .await
+        .expect("open store");
+    store.migrate().await.expect("migrate");
+    let id = store
+        .enqueue(NewJob::new("noop", "chatty"))
+        .await
+        .expect("enqueue")
+        .job()
+        .id;
+    let lease = store
+        .claim(&ClaimRequest {
+            worker_id: "test".into(),
+            limit: 1,
+            lease_ttl: Duration::from_secs(60),
+            queues: Vec::new(),
+        })
+        .await
+        .expect("claim")
+        .pop()
+        .expect("a lease");
+    let extra = MAX_EVENTS_PER_READ + 5;
+    for i in 0..extra {
+        store
+            .append_event(lease.fence(), "progress", serde_json::json!({ "i": i }))
+            .await
+            .expect("append");
+    }
+    let total = store.get(id).await.expect("job").event_seq as usize;
+    assert!(total > MAX_EVENTS_PER_READ, "{total} events");
+
+    let id = id.to_string();
+    let out = drover(dir.path(), &["jobs", "events", &id, "--store", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout).lines().count();
+    assert_eq!(
+        printed, total,
+        "every event of the log, not one read's worth"
+    );
+}

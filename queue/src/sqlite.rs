@@ -667,7 +667,7 @@ impl Store for SqliteStore {
         )
         .bind(id)
         .bind(after)
-        .bind(limit.min(10_000) as i64)
+        .bind(limit.min(MAX_EVENTS_PER_READ) as i64)
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(|row| event_from_row!(row)).collect()

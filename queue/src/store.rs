@@ -395,7 +395,8 @@ pub trait Store: Send + Sync + 'static {
     /// Append an event to the job's log (fenced). Returns its seq.
     async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64>;
 
-    /// Events with seq > `after`, oldest first, at most `limit`.
+    /// Events with seq > `after`, oldest first, at most `limit` and never more than
+    /// [`MAX_EVENTS_PER_READ`]: a caller that wants the whole log pages on with the last seq.
     async fn events(&self, id: JobId, after: i64, limit: usize) -> StoreResult<Vec<Event>>;
 
     /// Record a completed side effect under `key` (fenced). The first record for a key
@@ -485,6 +486,9 @@ pub trait Store: Send + Sync + 'static {
     /// Give leadership up early (clean shutdown).
     async fn resign(&self, name: &str, holder: &str) -> StoreResult<()>;
 }
+
+/// The most events one [`Store::events`] call answers.
+pub const MAX_EVENTS_PER_READ: usize = 10_000;
 
 /// Checks shared by every backend's claim: a sane limit.
 pub(crate) fn claim_limit(request: &ClaimRequest) -> i64 {

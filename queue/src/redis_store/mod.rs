@@ -1173,7 +1173,7 @@ impl Store for RedisStore {
             .arg(format!("(0-{after}"))
             .arg("+")
             .arg("COUNT")
-            .arg(limit.clamp(1, 10_000))
+            .arg(limit.clamp(1, MAX_EVENTS_PER_READ))
             .query_async(&mut self.conn())
             .await?;
         entries
