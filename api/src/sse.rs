@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,12 @@ const READ_BATCH: usize = 500;
 struct Feed {
     sender: broadcast::Sender<Arc<Event>>,
     wake: Notify,
+    /// The newest seq a notification announced. A wake-up for events the feed has already
+    /// read (the same event signalled in-process and echoed by NOTIFY or pub/sub) reads
+    /// nothing.
+    announced: AtomicI64,
+    /// Set when notifications may have been lost: the next wake-up reads regardless.
+    reread: AtomicBool,
 }
 
 /// Fans a job's new events out to all of this process's subscribers.
@@ -54,7 +61,7 @@ impl EventHub {
                 let signal = signals.recv().await;
                 let Some(hub) = weak.upgrade() else { return };
                 match signal {
-                    Ok(Signal::Event { job, .. }) => hub.wake(Some(job)),
+                    Ok(Signal::Event { job, seq }) => hub.wake(Some((job, seq))),
                     // After a reconnect notifications may have been lost: everyone re-reads.
                     Ok(Signal::JobsAvailable { queue: None }) => hub.wake(None),
                     Ok(_) => {}
@@ -72,15 +79,19 @@ impl EventHub {
         self.feeds.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn wake(&self, job: Option<JobId>) {
+    fn wake(&self, job: Option<(JobId, i64)>) {
         let feeds = self.lock();
         match job {
-            Some(job) => {
+            Some((job, seq)) => {
                 if let Some(feed) = feeds.get(&job) {
+                    feed.announced.fetch_max(seq, Ordering::Relaxed);
                     feed.wake.notify_one();
                 }
             }
-            None => feeds.values().for_each(|f| f.wake.notify_one()),
+            None => feeds.values().for_each(|f| {
+                f.reread.store(true, Ordering::Relaxed);
+                f.wake.notify_one();
+            }),
         }
     }
 
@@ -94,6 +105,8 @@ impl EventHub {
         let feed = Arc::new(Feed {
             sender: broadcast::channel(1024).0,
             wake: Notify::new(),
+            announced: AtomicI64::new(after),
+            reread: AtomicBool::new(false),
         });
         let receiver = feed.sender.subscribe();
         feeds.insert(job, feed.clone());
@@ -102,10 +115,10 @@ impl EventHub {
         tokio::spawn(async move {
             let mut last = after;
             loop {
-                tokio::select! {
-                    _ = feed.wake.notified() => {}
-                    _ = tokio::time::sleep(FEED_POLL) => {}
-                }
+                let polled = tokio::select! {
+                    _ = feed.wake.notified() => false,
+                    _ = tokio::time::sleep(FEED_POLL) => true,
+                };
                 let Some(hub) = hub.upgrade() else { return };
                 if feed.sender.receiver_count() == 0 {
                     let mut feeds = hub.lock();
@@ -114,9 +127,12 @@ impl EventHub {
                         return;
                     }
                 }
+                let reread = feed.reread.swap(false, Ordering::Relaxed);
+                if !polled && !reread && feed.announced.load(Ordering::Relaxed) <= last {
+                    continue; // already read: an echo of a signal this feed acted on
+                }
                 loop {
-                    hub.feed_reads
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    hub.feed_reads.fetch_add(1, Ordering::Relaxed);
                     let events = match hub.store.events(job, last, READ_BATCH).await {
                         Ok(events) => events,
                         Err(err) => {
@@ -145,7 +161,7 @@ impl EventHub {
 
     /// How many store reads the feeds have made (for metrics and tests).
     pub fn feed_reads(&self) -> u64 {
-        self.feed_reads.load(std::sync::atomic::Ordering::Relaxed)
+        self.feed_reads.load(Ordering::Relaxed)
     }
 
     /// Jobs with a live feed (for metrics and tests).
