@@ -5,6 +5,7 @@
 //! so read-then-write sequences cannot hit a stale snapshot. Reads use their own pool.
 //! Other processes on the same file (the CLI, say) wait on the busy timeout.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,9 @@ use crate::status::JobStatus;
 use crate::store::*;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rows per multi-row statement: 5 parameters a row stays well under SQLite's 32,766.
+const EVENT_ROWS_PER_INSERT: usize = 1_000;
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -148,6 +152,29 @@ impl SqliteStore {
         .bind(now)
         .execute(&mut *conn)
         .await?;
+        Ok(())
+    }
+
+    /// Appends one `status` event per job with multi-row INSERTs: a batch claim or
+    /// completion costs a statement per 1,000 jobs, not one per job.
+    async fn push_status_events(
+        conn: &mut SqliteConnection,
+        events: &[(JobId, i64, Value)],
+        now: i64,
+    ) -> StoreResult<()> {
+        for chunk in events.chunks(EVENT_ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, (job, seq, data)| {
+                row.push_bind(*job)
+                    .push_bind(*seq)
+                    .push("'status'")
+                    .push_bind(Json(data))
+                    .push_bind(now);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
         Ok(())
     }
 
@@ -521,24 +548,17 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         let mut leases = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let job = job_from_row!(row)?;
-            let seq: i64 = row.try_get("event_seq")?;
-            Self::push_event(
-                &mut tx,
-                job.id,
-                seq,
-                "status",
-                &status_event(&job, None),
-                now,
-            )
-            .await?;
+            events.push((job.id, job.event_seq, status_event(&job, None)));
             leases.push(Lease {
                 epoch: job.lease_epoch,
                 expires_at: from_millis(expires),
                 job,
             });
         }
+        Self::push_status_events(&mut tx, &events, now).await?;
         tx.commit().await?;
         for lease in &leases {
             self.announce(&lease.job);
@@ -803,55 +823,81 @@ impl Store for SqliteStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        // One write transaction (one commit) for the batch; each row under its own fence.
+        // One write transaction (one commit) for the batch, a statement per 1,000 jobs:
+        // each row is updated only under its own fence.
         let mut tx = self.begin().await?;
         let now = now_millis();
-        let mut answers = Vec::with_capacity(completions.len());
-        let mut settled = Vec::new();
+        let mut landed = HashSet::with_capacity(completions.len());
+        let mut events = Vec::with_capacity(completions.len());
+        for chunk in completions.chunks(EVENT_ROWS_PER_INSERT) {
+            let mut update =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH c(id, epoch, result) AS (");
+            update.push_values(chunk, |mut row, c| {
+                row.push_bind(c.fence.job)
+                    .push_bind(c.fence.epoch)
+                    .push_bind(Json(&c.result));
+            });
+            update.push(
+                ") UPDATE jobs SET status = 'completed', result = c.result, \
+                 lease_expires_at = NULL, updated_at = ",
+            );
+            update
+                .push_bind(now)
+                .push(", finished_at = ")
+                .push_bind(now)
+                .push(
+                    ", event_seq = event_seq + 1 FROM c WHERE jobs.id = c.id \
+                     AND jobs.lease_epoch = c.epoch AND jobs.status = 'running' \
+                     RETURNING jobs.id, jobs.lease_epoch, jobs.event_seq, jobs.attempt, \
+                     jobs.lease_owner",
+                );
+            for row in update.build().fetch_all(&mut *tx).await? {
+                let id: JobId = row.try_get("id")?;
+                let epoch: i64 = row.try_get("lease_epoch")?;
+                let attempt: i64 = row.try_get("attempt")?;
+                let worker: Option<String> = row.try_get("lease_owner")?;
+                let data = json!({ "status": "completed", "attempt": attempt, "worker": worker });
+                events.push((id, row.try_get::<i64, _>("event_seq")?, data));
+                landed.insert((id, epoch));
+            }
+        }
+        Self::push_status_events(&mut tx, &events, now).await?;
+        // Rarely some did not land: a retried batch whose first try committed still
+        // answers `Done` for them; only the others were fenced.
+        let mut earlier = HashSet::new();
         for c in completions {
-            let row = sqlx::query(
-                "UPDATE jobs SET status = 'completed', result = ?3, lease_expires_at = NULL, \
-                 updated_at = ?4, finished_at = ?4, event_seq = event_seq + 1 \
-                 WHERE id = ?1 AND lease_epoch = ?2 AND status = 'running' \
-                 RETURNING event_seq, attempt, lease_owner",
+            if landed.contains(&(c.fence.job, c.fence.epoch)) {
+                continue;
+            }
+            let done: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM jobs WHERE id = ? AND lease_epoch = ? AND status = 'completed'",
             )
             .bind(c.fence.job)
             .bind(c.fence.epoch)
-            .bind(Json(&c.result))
-            .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(row) = row else {
-                // A retried completion whose first try committed is not refused.
-                let earlier: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM jobs WHERE id = ? AND lease_epoch = ? AND status = 'completed'",
-                )
-                .bind(c.fence.job)
-                .bind(c.fence.epoch)
-                .fetch_optional(&mut *tx)
-                .await?;
-                answers.push(if earlier.is_some() {
+            if done.is_some() {
+                earlier.insert((c.fence.job, c.fence.epoch));
+            }
+        }
+        tx.commit().await?;
+        for (job, seq, _) in &events {
+            self.notifier.publish(Signal::Event {
+                job: *job,
+                seq: *seq,
+            });
+        }
+        Ok(completions
+            .iter()
+            .map(|c| {
+                let fence = (c.fence.job, c.fence.epoch);
+                if landed.contains(&fence) || earlier.contains(&fence) {
                     Completed::Done
                 } else {
                     Completed::Fenced
-                });
-                continue;
-            };
-            let seq: i64 = row.try_get("event_seq")?;
-            let attempt: i64 = row.try_get("attempt")?;
-            let worker: Option<String> = row.try_get("lease_owner")?;
-            let data = serde_json::json!({
-                "status": "completed", "attempt": attempt, "worker": worker,
-            });
-            Self::push_event(&mut tx, c.fence.job, seq, "status", &data, now).await?;
-            settled.push((c.fence.job, seq));
-            answers.push(Completed::Done);
-        }
-        tx.commit().await?;
-        for (job, seq) in settled {
-            self.notifier.publish(Signal::Event { job, seq });
-        }
-        Ok(answers)
+                }
+            })
+            .collect())
     }
 
     async fn fail(
