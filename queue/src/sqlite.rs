@@ -304,9 +304,8 @@ impl SqliteStore {
         .bind(now)
         .fetch_one(&mut *conn)
         .await?;
-        let job = job_from_row!(&row)?;
-        Self::push_event(conn, id, 1, "status", &status_event(&job, None), now).await?;
-        Ok(Enqueued::Created(job))
+        // Its `queued` event is written with the batch's (`push_status_events`).
+        Ok(Enqueued::Created(job_from_row!(&row)?))
     }
 
     /// Tells this process's event followers that `job`'s log grew (after the commit).
@@ -468,6 +467,14 @@ impl Store for SqliteStore {
         for job in jobs {
             results.push(self.insert(&mut tx, job, now, &mut depth).await?);
         }
+        let events: Vec<_> = results
+            .iter()
+            .filter_map(|r| match r {
+                Enqueued::Created(job) => Some((job.id, job.event_seq, status_event(job, None))),
+                Enqueued::Existing(_) => None,
+            })
+            .collect();
+        Self::push_status_events(&mut tx, &events, now).await?;
         tx.commit().await?;
         self.wake(&results);
         Ok(results)
