@@ -5,7 +5,7 @@
 //! so read-then-write sequences cannot hit a stale snapshot. Reads use their own pool.
 //! Other processes on the same file (the CLI, say) wait on the busy timeout.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,26 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows per multi-row statement: 5 parameters a row stays well under SQLite's 32,766.
 const EVENT_ROWS_PER_INSERT: usize = 1_000;
+
+/// Jobs per multi-row INSERT: 16 parameters a row.
+const JOB_ROWS_PER_INSERT: usize = 1_000;
+
+/// A new job ready to be inserted.
+struct NewRow {
+    id: JobId,
+    job: NewJob,
+    fingerprint: String,
+    run_at: i64,
+    max_attempts: u32,
+}
+
+/// What `admit` made of a new job.
+enum Admitted {
+    /// Answered already: a stored job with the same key and body, or a keyed job inserted.
+    Done(Enqueued),
+    /// To be inserted with the batch's other unkeyed jobs.
+    Pending(NewRow),
+}
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -227,13 +247,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn insert(
+    /// Checks a new job against its idempotency key and the queue's depth limit. A keyed
+    /// job is inserted at once (a later job of the batch with the same key must see it);
+    /// an unkeyed one is returned to be inserted with the rest (`insert_rows`).
+    async fn admit(
         &self,
         conn: &mut SqliteConnection,
         new: NewJob,
         now: i64,
-        depth: &mut std::collections::HashMap<String, u64>,
-    ) -> StoreResult<Enqueued> {
+        depth: &mut HashMap<String, u64>,
+    ) -> StoreResult<Admitted> {
         new.validate()?;
         let fingerprint = new.fingerprint();
         if let Some(key) = &new.idempotency_key {
@@ -245,7 +268,7 @@ impl SqliteStore {
                 let stored: Option<String> = row.try_get("fingerprint")?;
                 let job = job_from_row!(&row)?;
                 return if stored.as_deref() == Some(fingerprint.as_str()) {
-                    Ok(Enqueued::Existing(job))
+                    Ok(Admitted::Done(Enqueued::Existing(job)))
                 } else {
                     Err(StoreError::IdempotencyConflict {
                         key: key.clone(),
@@ -274,38 +297,66 @@ impl SqliteStore {
             }
             depth.insert(queue.clone(), held + 1);
         }
-        let id = uuid::Uuid::now_v7();
-        let max_attempts = new
-            .max_attempts
-            .unwrap_or(self.options.default_max_attempts());
-        let run_at = new.run_at.map(to_millis).unwrap_or(now);
+        let row = NewRow {
+            id: uuid::Uuid::now_v7(),
+            max_attempts: new
+                .max_attempts
+                .unwrap_or(self.options.default_max_attempts()),
+            run_at: new.run_at.map(to_millis).unwrap_or(now),
+            fingerprint,
+            job: new,
+        };
+        if row.job.idempotency_key.is_none() {
+            return Ok(Admitted::Pending(row));
+        }
+        let mut created = Self::insert_rows(conn, std::slice::from_ref(&row), now).await?;
+        created
+            .pop()
+            .map(|job| Admitted::Done(Enqueued::Created(job)))
+            .ok_or_else(|| StoreError::Backend(format!("job {} was not stored", row.id)))
+    }
+
+    /// Inserts new jobs, up to `JOB_ROWS_PER_INSERT` a statement; answers them as stored.
+    async fn insert_rows(
+        conn: &mut SqliteConnection,
+        rows: &[NewRow],
+        now: i64,
+    ) -> StoreResult<Vec<Job>> {
         let secs = |v: Option<u64>| v.map(|s| s as i64);
-        let row = sqlx::query(
-            "INSERT INTO jobs (id, queue, kind, goal, config, priority, created_by, \
-             idempotency_key, fingerprint, run_at, max_attempts, job_timeout, step_timeout, \
-             api_timeout, status, event_seq, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 1, ?, ?) RETURNING *",
-        )
-        .bind(id)
-        .bind(&queue)
-        .bind(&new.kind)
-        .bind(&new.goal)
-        .bind(Json(&new.config))
-        .bind(new.priority.rank())
-        .bind(&new.created_by)
-        .bind(&new.idempotency_key)
-        .bind(&fingerprint)
-        .bind(run_at)
-        .bind(max_attempts as i32)
-        .bind(secs(new.timeouts.job_timeout))
-        .bind(secs(new.timeouts.step_timeout))
-        .bind(secs(new.timeouts.api_timeout))
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-        // Its `queued` event is written with the batch's (`push_status_events`).
-        Ok(Enqueued::Created(job_from_row!(&row)?))
+        let mut stored = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(JOB_ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO jobs (id, queue, kind, goal, config, priority, created_by, \
+                 idempotency_key, fingerprint, run_at, max_attempts, job_timeout, step_timeout, \
+                 api_timeout, status, event_seq, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut b, row| {
+                let new = &row.job;
+                b.push_bind(row.id)
+                    .push_bind(new.queue_name())
+                    .push_bind(&new.kind)
+                    .push_bind(&new.goal)
+                    .push_bind(Json(&new.config))
+                    .push_bind(new.priority.rank())
+                    .push_bind(&new.created_by)
+                    .push_bind(&new.idempotency_key)
+                    .push_bind(&row.fingerprint)
+                    .push_bind(row.run_at)
+                    .push_bind(row.max_attempts as i32)
+                    .push_bind(secs(new.timeouts.job_timeout))
+                    .push_bind(secs(new.timeouts.step_timeout))
+                    .push_bind(secs(new.timeouts.api_timeout))
+                    .push("'queued'")
+                    .push("1")
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.push(" RETURNING *");
+            for row in insert.build().fetch_all(&mut *conn).await? {
+                stored.push(job_from_row!(&row)?);
+            }
+        }
+        Ok(stored)
     }
 
     /// Tells this process's event followers that `job`'s log grew (after the commit).
@@ -463,10 +514,34 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         let now = now_millis();
         let mut depth = Default::default();
-        let mut results = Vec::with_capacity(jobs.len());
+        // In submission order; `None` until its multi-row INSERT answers.
+        let mut results: Vec<Option<Enqueued>> = Vec::with_capacity(jobs.len());
+        let (mut pending, mut pending_at) = (Vec::new(), Vec::new());
         for job in jobs {
-            results.push(self.insert(&mut tx, job, now, &mut depth).await?);
+            match self.admit(&mut tx, job, now, &mut depth).await? {
+                Admitted::Done(enqueued) => results.push(Some(enqueued)),
+                Admitted::Pending(row) => {
+                    pending_at.push(results.len());
+                    results.push(None);
+                    pending.push(row);
+                }
+            }
         }
+        let mut stored: HashMap<JobId, Job> = Self::insert_rows(&mut tx, &pending, now)
+            .await?
+            .into_iter()
+            .map(|job| (job.id, job))
+            .collect();
+        for (at, row) in pending_at.into_iter().zip(&pending) {
+            let job = stored
+                .remove(&row.id)
+                .ok_or_else(|| StoreError::Backend(format!("job {} was not stored", row.id)))?;
+            results[at] = Some(Enqueued::Created(job));
+        }
+        let results = results
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| StoreError::Backend("enqueue bookkeeping out of step".into()))?;
         let events: Vec<_> = results
             .iter()
             .filter_map(|r| match r {

@@ -730,6 +730,16 @@ pub async fn idempotency_keys_dedupe_or_conflict(b: &Backend) {
     );
     assert_eq!(results[0].job().id, results[1].job().id);
     assert_eq!(results[2].job().id, first.job().id);
+    // Answers come in submission order, keyed and unkeyed jobs interleaved.
+    let mixed = vec![
+        NewJob::new("noop", "m0"),
+        NewJob::new("noop", "m1").idempotency_key("m-1"),
+        NewJob::new("noop", "m2"),
+        NewJob::new("noop", "m3").idempotency_key("m-3"),
+    ];
+    let results = store.enqueue_batch(mixed).await.expect("mixed batch");
+    let goals: Vec<&str> = results.iter().map(|r| r.job().goal.as_str()).collect();
+    assert_eq!(goals, ["m0", "m1", "m2", "m3"]);
     let conflicting = vec![
         NewJob::new("noop", "fresh"),
         NewJob::new("noop", "a")
