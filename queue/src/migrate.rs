@@ -71,6 +71,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "claim_by_queue_index",
         sql: include_str!("../../migrations/postgres/0006_claim_by_queue_index.sql"),
     },
+    Migration {
+        version: 7,
+        name: "fewer_index_entries",
+        sql: include_str!("../../migrations/postgres/0007_fewer_index_entries.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -512,7 +512,9 @@ impl Store for PgStore {
                  SELECT id, queue, kind, goal, config::jsonb, priority, created_by, \
                  idempotency_key, fingerprint, coalesce(run_at, drover_now()), max_attempts, \
                  job_timeout, step_timeout, api_timeout, 'queued', 1, drover_now(), drover_now() \
-                 FROM input ORDER BY ord ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), \
+                 FROM input ORDER BY ord \
+                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                 RETURNING *), \
                  ev AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) \
                  SELECT id, 1, 'status', jsonb_build_object('status', 'queued', 'attempt', 0), \
                  created_at FROM ins), \
