@@ -8,6 +8,7 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local now = now_ms()
+local now_text = fmt(now)
 -- '@now' and '@now+<ms>' in values are resolved against the server clock.
 local function resolve(v)
   if string.sub(v, 1, 4) == '@now' then
@@ -20,7 +21,7 @@ local function jobkey(id) return base .. ':job:' .. id end
 -- `chan` it is announced at once; batch scripts pass nil and call `announce` at the end.
 local announced = {}
 local function put_event(id, seq, kind, data, chan)
-  redis.call('XADD', base .. ':events:' .. id, '0-' .. seq, 'kind', kind, 'data', data, 'at', fmt(now))
+  redis.call('XADD', base .. ':events:' .. id, '0-' .. seq, 'kind', kind, 'data', data, 'at', now_text)
   if chan then
     redis.call('PUBLISH', chan, id .. ':' .. seq)
   else
