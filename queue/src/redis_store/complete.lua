@@ -4,6 +4,9 @@
 local echan = ARGV[1]
 local answers, done = {}, {}
 local at = fmt(now)
+-- The status event, `{"status":"completed","attempt":<n>,"worker":<owner>}`; the worker
+-- part is encoded once per owner.
+local workers = {}
 for i = 2, #ARGV, 3 do
   local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = jobkey(id)
@@ -13,8 +16,15 @@ for i = 2, #ARGV, 3 do
     redis.call('HSET', key, 'status', 'completed', 'result', result, 'updated_at', at,
       'finished_at', at, 'ver', tonumber(v[5]) + 1, 'event_seq', seq)
     redis.call('HDEL', key, 'lease_expires_at')
-    put_event(id, seq, 'status', cjson.encode({ status = 'completed',
-      attempt = tonumber(v[3]), worker = v[4] }))
+    local owner, worker = v[4], '}'
+    if owner then
+      worker = workers[owner]
+      if not worker then
+        worker = ',"worker":' .. cjson.encode(owner) .. '}'
+        workers[owner] = worker
+      end
+    end
+    put_event(id, seq, 'status', '{"status":"completed","attempt":' .. (tonumber(v[3]) or 0) .. worker)
     done[#done + 1] = id
     answers[#answers + 1] = 'done'
   elseif v[1] == 'completed' and v[2] == epoch then
