@@ -40,7 +40,8 @@ for p = 0, 2 do
       -- A hash gone (never the case for a queued job) is dropped from the indexes.
       if #h > 0 then
         epoch, attempt, ver, seq = epoch + 1, attempt + 1, ver + 1, seq + 1
-        w[4], w[6], w[14], w[16] = epoch, attempt, ver, seq
+        attempt, seq = int(attempt), int(seq)
+        w[4], w[6], w[14], w[16] = int(epoch), attempt, int(ver), seq
         local nw = 16
         if not started then nw = 18 end
         redis.call('HSET', key, unpack(w, 1, nw))
@@ -57,7 +58,7 @@ for p = 0, 2 do
     end
   end
 end
-zadd_all(base .. ':status:running', 0, leased)
+zadd_all(base .. ':status:running', '0', leased)
 zadd_all(base .. ':leases', expires, leased)
 announce(echan)
 return claimed

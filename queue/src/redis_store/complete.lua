@@ -12,9 +12,9 @@ for i = 2, #ARGV, 3 do
   local key = jobkey(id)
   local v = redis.call('HMGET', key, 'status', 'lease_epoch', 'attempt', 'lease_owner', 'ver', 'event_seq')
   if v[1] == 'running' and v[2] == epoch then
-    local seq = tonumber(v[6]) + 1
+    local seq = int(tonumber(v[6]) + 1)
     redis.call('HSET', key, 'status', 'completed', 'result', result, 'updated_at', at,
-      'finished_at', at, 'ver', tonumber(v[5]) + 1, 'event_seq', seq)
+      'finished_at', at, 'ver', int(tonumber(v[5]) + 1), 'event_seq', seq)
     redis.call('HDEL', key, 'lease_expires_at')
     local owner, worker = v[4], '}'
     if owner then
@@ -24,7 +24,7 @@ for i = 2, #ARGV, 3 do
         workers[owner] = worker
       end
     end
-    put_event(id, seq, 'status', '{"status":"completed","attempt":' .. (tonumber(v[3]) or 0) .. worker)
+    put_event(id, seq, 'status', '{"status":"completed","attempt":' .. (v[3] or '0') .. worker)
     done[#done + 1] = id
     answers[#answers + 1] = 'done'
   elseif v[1] == 'completed' and v[2] == epoch then
@@ -35,7 +35,7 @@ for i = 2, #ARGV, 3 do
 end
 zrem_all(base .. ':leases', done)
 zrem_all(base .. ':status:running', done)
-zadd_all(base .. ':status:completed', 0, done)
-zadd_all(base .. ':finished:completed', now, done)
+zadd_all(base .. ':status:completed', '0', done)
+zadd_all(base .. ':finished:completed', at, done)
 announce(echan)
 return answers

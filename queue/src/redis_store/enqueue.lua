@@ -63,13 +63,13 @@ for j = 1, n do
     r[#r + 1] = id
     fresh_ids[#fresh_ids + 1] = id
     if key ~= '' then redis.call('SET', base .. ':idem:' .. key, id) end
-    put_event(id, 1, 'status', '{"attempt":0,"status":"queued"}')
+    put_event(id, '1', 'status', '{"attempt":0,"status":"queued"}')
   end
   i = last + 1
 end
 for prio, r in pairs(ready) do zadd_pairs(base .. ':ready:' .. prio, r) end
-zadd_all(base .. ':status:queued', 0, fresh_ids)
-zadd_all(base .. ':all', 0, fresh_ids)
+zadd_all(base .. ':status:queued', '0', fresh_ids)
+zadd_all(base .. ':all', '0', fresh_ids)
 announce(echan)
 if fresh > 0 then redis.call('PUBLISH', jchan, queue) end
 return out
