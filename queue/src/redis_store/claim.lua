@@ -26,7 +26,7 @@ for p = 0, 2 do
       local key = jobkey(id)
       local h = redis.call('HGETALL', key)
       -- Absent counters are 0 (new jobs store only what differs from the default).
-      local epoch, attempt, ver, seq, started, requested = 0, 0, 0, 0, false, false
+      local epoch, attempt, ver, seq, started, requested, list = 0, 0, 0, 0, false, false, false
       for k = 1, #h, 2 do
         local f = h[k]
         if f == 'lease_epoch' then epoch = tonumber(h[k + 1])
@@ -34,6 +34,7 @@ for p = 0, 2 do
         elseif f == 'ver' then ver = tonumber(h[k + 1])
         elseif f == 'event_seq' then seq = tonumber(h[k + 1])
         elseif f == 'started_at' then started = true
+        elseif f == 'events' then list = h[k + 1] == 'list'
         elseif (f == 'pause_requested' or f == 'cancel_requested') and h[k + 1] ~= '0' then requested = true
         end
       end
@@ -51,7 +52,7 @@ for p = 0, 2 do
           redis.call('HSET', key, 'pause_requested', '0', 'cancel_requested', '0')
           h[n + nw + 1], h[n + nw + 2], h[n + nw + 3], h[n + nw + 4] = 'pause_requested', '0', 'cancel_requested', '0'
         end
-        put_event(id, seq, 'status', running .. attempt .. worker)
+        put_event(id, list, seq, 'status', running .. attempt .. worker)
         claimed[#claimed + 1] = h
         leased[#leased + 1] = id
       end

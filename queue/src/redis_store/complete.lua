@@ -10,7 +10,8 @@ local workers = {}
 for i = 2, #ARGV, 3 do
   local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = jobkey(id)
-  local v = redis.call('HMGET', key, 'status', 'lease_epoch', 'attempt', 'lease_owner', 'ver', 'event_seq')
+  local v = redis.call('HMGET', key, 'status', 'lease_epoch', 'attempt', 'lease_owner', 'ver', 'event_seq',
+    'events')
   if v[1] == 'running' and v[2] == epoch then
     local seq = int(tonumber(v[6]) + 1)
     redis.call('HSET', key, 'status', 'completed', 'result', result, 'updated_at', at,
@@ -24,7 +25,7 @@ for i = 2, #ARGV, 3 do
         workers[owner] = worker
       end
     end
-    put_event(id, seq, 'status', '{"status":"completed","attempt":' .. (v[3] or '0') .. worker)
+    put_event(id, v[7] == 'list', seq, 'status', '{"status":"completed","attempt":' .. (v[3] or '0') .. worker)
     done[#done + 1] = id
     answers[#answers + 1] = 'done'
   elseif v[1] == 'completed' and v[2] == epoch then

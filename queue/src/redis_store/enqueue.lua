@@ -53,7 +53,7 @@ for j = 1, n do
     local id, key, prio, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 3], ARGV[i + 4]
     if run_at == '' then run_at = at end
     redis.call('HSET', jobkey(id), 'id', id, 'queue', queue, 'status', 'queued', 'run_at', run_at,
-      'created_at', at, 'event_seq', '1', 'ver', '1', unpack(ARGV, i + 6, last))
+      'created_at', at, 'event_seq', '1', 'ver', '1', 'events', 'list', unpack(ARGV, i + 6, last))
     local r = ready[prio]
     if not r then
       r = {}
@@ -63,7 +63,7 @@ for j = 1, n do
     r[#r + 1] = id
     fresh_ids[#fresh_ids + 1] = id
     if key ~= '' then redis.call('SET', base .. ':idem:' .. key, id) end
-    put_event(id, '1', 'status', '{"attempt":0,"status":"queued"}')
+    put_event(id, true, '1', 'status', '{"attempt":0,"status":"queued"}')
   end
   i = last + 1
 end

@@ -567,6 +567,24 @@ fn job_from_fields<'a>(field: impl Fn(&str) -> Option<&'a str>) -> StoreResult<J
     })
 }
 
+/// An event from its entry in a job's event log list: `<seq>\n<at ms>\n<data>\n<kind>`.
+fn event_from_entry(job_id: JobId, entry: &str) -> StoreResult<Event> {
+    let mut parts = entry.splitn(4, '\n');
+    let mut next = || parts.next().unwrap_or_default();
+    let (seq, at, data, kind) = (next(), next(), next(), next());
+    let number = |what: &str, text: &str| {
+        text.parse::<i64>()
+            .map_err(|e| StoreError::Backend(format!("job {job_id}: event {what} `{text}`: {e}")))
+    };
+    Ok(Event {
+        job_id,
+        seq: number("seq", seq)?,
+        kind: kind.to_string(),
+        data: parse_json("event", data)?,
+        created_at: from_millis(number("time", at)?),
+    })
+}
+
 fn flag(b: bool) -> String {
     if b { "1" } else { "0" }.to_string()
 }
@@ -1187,15 +1205,33 @@ impl Store for RedisStore {
         let Some(queue) = self.known_queue(id).await? else {
             return Ok(Vec::new());
         };
-        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(format!("{}:events:{id}", self.base(&queue)))
+        // A job has one of the two logs: the list (see prelude.lua), or the stream of a job
+        // stored before it. Both are read in one round trip.
+        let base = self.base(&queue);
+        let after = after.max(0);
+        let limit = limit.clamp(1, 10_000);
+        let (list, stream): (Vec<String>, Vec<(String, HashMap<String, String>)>) = redis::pipe()
+            .lrange(
+                format!("{base}:eventlog:{id}"),
+                after as isize,
+                after.saturating_add(limit as i64 - 1) as isize,
+            )
+            .cmd("XRANGE")
+            .arg(format!("{base}:events:{id}"))
             .arg(format!("(0-{after}"))
             .arg("+")
             .arg("COUNT")
-            .arg(limit.clamp(1, 10_000))
+            .arg(limit)
             .query_async(&mut self.conn())
             .await?;
-        entries
+        if !list.is_empty() {
+            return list
+                .iter()
+                .map(|entry| event_from_entry(id, entry))
+                .filter(|event| event.as_ref().map_or(true, |e| e.seq > after))
+                .collect();
+        }
+        stream
             .into_iter()
             .map(|(stream_id, fields)| {
                 let seq = stream_id
@@ -1881,6 +1917,13 @@ mod tests {
                 cancel_requested: false
             }
         )));
+        for &fence in &fences {
+            let seq = store
+                .append_event(fence, "progress", serde_json::json!({"done": 1}))
+                .await
+                .expect("append");
+            assert_eq!(seq, 3);
+        }
         let completions: Vec<Completion> = fences
             .iter()
             .map(|&fence| Completion {
@@ -1896,17 +1939,32 @@ mod tests {
             let events = store.events(id, 0, 10).await.expect("events");
             let seen: Vec<_> = events
                 .iter()
-                .map(|e| (e.seq, e.data["status"].clone(), e.data["attempt"].clone()))
+                .map(|e| (e.seq, e.kind.as_str(), e.data["status"].clone()))
                 .collect();
             assert_eq!(
                 seen,
                 [
-                    (1, "queued".into(), 0.into()),
-                    (2, "running".into(), 1.into()),
-                    (3, "completed".into(), 1.into()),
+                    (1, "status", "queued".into()),
+                    (2, "status", "running".into()),
+                    (3, "progress", serde_json::Value::Null),
+                    (4, "status", "completed".into()),
                 ]
             );
-            assert_eq!(events[2].data["worker"], "w-1");
+            assert_eq!(events[3].data["worker"], "w-1");
+            assert_eq!(events[3].data["attempt"], 1);
+            let tail = store.events(id, 2, 1).await.expect("events after 2");
+            assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+        }
+        // Retention deletes both layouts whole.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let zero = Retention {
+            completed: Duration::ZERO,
+            failed: Duration::ZERO,
+            cancelled: Duration::ZERO,
+        };
+        assert_eq!(store.prune(&zero, 100).await.expect("prune"), 2);
+        for id in [old, new.id] {
+            assert_eq!(backend.leftovers(id).await, Vec::<String>::new());
         }
         backend.cleanup().await;
     }
