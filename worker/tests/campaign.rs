@@ -198,8 +198,10 @@ async fn ten_thousand_items_complete_bounded_and_are_pruned(
         "checkpoints",
         "effects",
         "artifacts",
-        // Redis: the job hash, its stream, checkpoint, effect and artifact hashes.
+        // Redis: the job hash, its event log (a list; a stream for jobs stored before),
+        // checkpoint, effect and artifact hashes.
         "job",
+        "eventlog",
         "events",
         "cp",
         "cpmeta",

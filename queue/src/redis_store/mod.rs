@@ -23,7 +23,9 @@ use redis::{AsyncCommands, Script, Value as RValue};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::job::{from_millis, to_millis, Job, JobFailure, JobId, NewJob, Timeouts, DEFAULT_QUEUE};
+use crate::job::{
+    from_millis, to_millis, Job, JobFailure, JobId, NewJob, Priority, Timeouts, DEFAULT_QUEUE,
+};
 use crate::notifier::{LocalNotifier, Notifier, Signal};
 use crate::operator::{self, Change, OperatorAction, Settle};
 use crate::row::status_event;
@@ -497,7 +499,14 @@ fn parse_json<T: serde::de::DeserializeOwned>(field: &str, text: &str) -> StoreR
 
 /// A job from its hash.
 fn job_from_hash(f: &HashMap<String, String>) -> StoreResult<Job> {
-    let get = |k: &str| f.get(k).filter(|v| !v.is_empty());
+    job_from_fields(|k| f.get(k).map(String::as_str))
+}
+
+/// A job from its hash fields, looked up by name. Fields at their default are not stored
+/// by `enqueue.lua` (attempt, lease epoch, request flags, artifacts, updated_at): an
+/// absent field reads as its default, so hashes written with or without them read alike.
+fn job_from_fields<'a>(field: impl Fn(&str) -> Option<&'a str>) -> StoreResult<Job> {
+    let get = |k: &str| field(k).filter(|v| !v.is_empty());
     let int = |k: &str| -> StoreResult<Option<i64>> {
         get(k)
             .map(|v| {
@@ -509,7 +518,7 @@ fn job_from_hash(f: &HashMap<String, String>) -> StoreResult<Job> {
     let required = |k: &str| -> StoreResult<i64> {
         int(k)?.ok_or_else(|| StoreError::Backend(format!("stored job lacks {k}")))
     };
-    let text = |k: &str| get(k).cloned();
+    let text = |k: &str| get(k).map(str::to_string);
     let json = |k: &str| -> StoreResult<Option<Value>> {
         get(k).map(|v| parse_json::<Value>(k, v)).transpose()
     };
@@ -517,11 +526,12 @@ fn job_from_hash(f: &HashMap<String, String>) -> StoreResult<Job> {
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| StoreError::Backend("stored job lacks its id".into()))?;
     let secs = |k: &str| -> StoreResult<Option<u64>> { Ok(int(k)?.map(|v| v.max(0) as u64)) };
+    let created_at = required("created_at")?;
     Ok(Job {
         id,
         queue: text("queue").unwrap_or_else(|| DEFAULT_QUEUE.into()),
         kind: text("kind").unwrap_or_default(),
-        goal: f.get("goal").cloned().unwrap_or_default(),
+        goal: field("goal").unwrap_or_default().to_string(),
         config: json("config")?.unwrap_or_else(|| Value::Object(Default::default())),
         priority: priority_of(int("priority")?.unwrap_or(1) as i32),
         created_by: text("created_by"),
@@ -534,7 +544,7 @@ fn job_from_hash(f: &HashMap<String, String>) -> StoreResult<Job> {
             step_timeout: secs("step_timeout")?,
             api_timeout: secs("api_timeout")?,
         },
-        status: crate::row::parse_status(get("status").map(String::as_str).unwrap_or(""))?,
+        status: crate::row::parse_status(get("status").unwrap_or(""))?,
         progress: json("progress")?,
         result: json("result")?,
         error: get("error")
@@ -550,10 +560,28 @@ fn job_from_hash(f: &HashMap<String, String>) -> StoreResult<Job> {
         pause_requested: get("pause_requested").is_some_and(|v| v == "1"),
         cancel_requested: get("cancel_requested").is_some_and(|v| v == "1"),
         event_seq: int("event_seq")?.unwrap_or(0),
-        created_at: from_millis(required("created_at")?),
+        created_at: from_millis(created_at),
         started_at: int("started_at")?.map(from_millis),
-        updated_at: from_millis(int("updated_at")?.unwrap_or(0)),
+        updated_at: from_millis(int("updated_at")?.unwrap_or(created_at)),
         finished_at: int("finished_at")?.map(from_millis),
+    })
+}
+
+/// An event from its entry in a job's event log list: `<seq>\n<at ms>\n<data>\n<kind>`.
+fn event_from_entry(job_id: JobId, entry: &str) -> StoreResult<Event> {
+    let mut parts = entry.splitn(4, '\n');
+    let mut next = || parts.next().unwrap_or_default();
+    let (seq, at, data, kind) = (next(), next(), next(), next());
+    let number = |what: &str, text: &str| {
+        text.parse::<i64>()
+            .map_err(|e| StoreError::Backend(format!("job {job_id}: event {what} `{text}`: {e}")))
+    };
+    Ok(Event {
+        job_id,
+        seq: number("seq", seq)?,
+        kind: kind.to_string(),
+        data: parse_json("event", data)?,
+        created_at: from_millis(number("time", at)?),
     })
 }
 
@@ -673,22 +701,29 @@ fn index_moves(old: &Job, new: &Job) -> Vec<[String; 4]> {
     ops
 }
 
-/// The hash fields of a new job (the script adds status, times and counters).
-fn new_job_fields(id: JobId, job: &NewJob, max_attempts: u32) -> Vec<String> {
-    let mut fields: Vec<(&str, String)> = vec![
-        ("id", id.to_string()),
-        ("queue", job.queue_name().to_string()),
-        ("kind", job.kind.clone()),
-        ("goal", job.goal.clone()),
-        ("config", job.config.to_string()),
-        ("priority", job.priority.rank().to_string()),
-        ("max_attempts", max_attempts.to_string()),
-    ];
+/// Appends the hash fields of a new job that are not at their default, as field/value
+/// pairs. `enqueue.lua` adds id, queue, status, run_at, created_at and the counters.
+fn push_new_job_fields(args: &mut Vec<String>, job: &NewJob, max_attempts: u32) {
+    let mut push = |name: &str, value: String| {
+        args.push(name.to_string());
+        args.push(value);
+    };
+    push("kind", job.kind.clone());
+    push("goal", job.goal.clone());
+    push("max_attempts", max_attempts.to_string());
+    if job.config.as_object().is_none_or(|c| !c.is_empty()) {
+        push("config", job.config.to_string());
+    }
+    if job.priority != Priority::Normal {
+        push("priority", job.priority.rank().to_string());
+    }
     if let Some(who) = &job.created_by {
-        fields.push(("created_by", who.clone()));
+        push("created_by", who.clone());
     }
     if let Some(key) = &job.idempotency_key {
-        fields.push(("idempotency_key", key.clone()));
+        push("idempotency_key", key.clone());
+        // Only an idempotency key's match is compared by fingerprint.
+        push("fingerprint", job.fingerprint());
     }
     for (name, value) in [
         ("job_timeout", job.timeouts.job_timeout),
@@ -696,45 +731,34 @@ fn new_job_fields(id: JobId, job: &NewJob, max_attempts: u32) -> Vec<String> {
         ("api_timeout", job.timeouts.api_timeout),
     ] {
         if let Some(v) = value {
-            fields.push((name, v.to_string()));
+            push(name, v.to_string());
         }
     }
-    fields
-        .into_iter()
-        .flat_map(|(k, v)| [k.to_string(), v])
-        .collect()
 }
 
-/// The job `enqueue.lua` stored from `fields` at server time `at` (milliseconds), read the
-/// same way a stored hash is read.
-fn created_job(fields: &[String], job: &NewJob, at: &str) -> StoreResult<Job> {
-    let mut hash: HashMap<String, String> = fields
-        .chunks_exact(2)
-        .map(|pair| (pair[0].clone(), pair[1].clone()))
-        .collect();
-    let run_at = job
-        .run_at
-        .map(|t| to_millis(t).to_string())
-        .unwrap_or_else(|| at.to_string());
-    // Keep in step with the fields enqueue.lua adds.
-    for (k, v) in [
-        ("run_at", run_at.as_str()),
-        ("status", "queued"),
-        ("attempt", "0"),
-        ("lease_epoch", "0"),
-        ("event_seq", "1"),
-        ("cp_seq", "0"),
-        ("ver", "1"),
-        ("created_at", at),
-        ("updated_at", at),
-        ("pause_requested", "0"),
-        ("cancel_requested", "0"),
-        ("artifacts", "[]"),
-    ] {
-        hash.insert(k.to_string(), v.to_string());
-    }
-    hash.insert("fingerprint".into(), job.fingerprint());
-    job_from_hash(&hash)
+/// The job `enqueue.lua` stored from `fields` (the pairs `push_new_job_fields` wrote) at
+/// server time `at` (milliseconds), read the same way a stored hash is read.
+fn created_job(
+    id: &str,
+    queue: &str,
+    run_at: &str,
+    fields: &[String],
+    at: &str,
+) -> StoreResult<Job> {
+    let run_at = if run_at.is_empty() { at } else { run_at };
+    job_from_fields(|name| match name {
+        // Keep in step with the fields enqueue.lua adds.
+        "id" => Some(id),
+        "queue" => Some(queue),
+        "status" => Some("queued"),
+        "run_at" => Some(run_at),
+        "created_at" => Some(at),
+        "event_seq" => Some("1"),
+        _ => fields
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str()),
+    })
 }
 
 #[async_trait]
@@ -783,20 +807,22 @@ impl Store for RedisStore {
         }
         let mut ids: Vec<JobId> = jobs.iter().map(|_| uuid::Uuid::now_v7()).collect();
         let mut outcome: Vec<Option<(bool, JobId)>> = vec![None; jobs.len()];
-        // What the script stored for each new job, and the server time it stored it at:
-        // a created job is known without reading it back.
-        let mut stored_fields: Vec<Vec<String>> = vec![Vec::new(); jobs.len()];
-        let mut stored_at: HashMap<String, String> = HashMap::new();
+        // Per queue, the script's arguments, where each job's start in them, and the
+        // server time the script stored at: a created job is known without reading it back.
+        let mut sent: Vec<(Vec<String>, Vec<usize>, String)> = Vec::with_capacity(by_queue.len());
         for (queue, idx) in &by_queue {
             // Index first: a crash after this leaves a harmless entry, never a lost job.
+            let mut index = redis::cmd("HSET");
+            index.arg(self.global("jobq"));
+            for &i in idx {
+                index.arg(ids[i].to_string()).arg(queue);
+            }
             let mut pipe = redis::pipe();
             pipe.sadd(self.global("queues"), queue).ignore();
-            for &i in idx {
-                pipe.hset(self.global("jobq"), ids[i].to_string(), queue)
-                    .ignore();
-            }
+            pipe.add_command(index).ignore();
             pipe.query_async::<()>(&mut self.conn()).await?;
-            let mut args: Vec<String> = vec![
+            let mut args: Vec<String> = Vec::with_capacity(5 + idx.len() * 14);
+            args.extend([
                 self.options
                     .max_queue_size
                     .map(|m| m.to_string())
@@ -805,25 +831,32 @@ impl Store for RedisStore {
                 self.channel("events"),
                 queue.clone(),
                 idx.len().to_string(),
-            ];
+            ]);
+            let mut starts = Vec::with_capacity(idx.len());
             for &i in idx {
                 let job = &jobs[i];
                 let max_attempts = job
                     .max_attempts
                     .unwrap_or(self.options.default_max_attempts());
-                let fields = new_job_fields(ids[i], job, max_attempts);
-                stored_fields[i] = fields.clone();
+                starts.push(args.len());
                 args.push(ids[i].to_string());
-                args.push(job.idempotency_key.clone().unwrap_or_default());
-                args.push(job.fingerprint());
+                match &job.idempotency_key {
+                    Some(key) => {
+                        args.push(key.clone());
+                        args.push(job.fingerprint());
+                    }
+                    None => args.extend([String::new(), String::new()]),
+                }
                 args.push(job.priority.rank().to_string());
                 args.push(
                     job.run_at
                         .map(|t| to_millis(t).to_string())
                         .unwrap_or_default(),
                 );
-                args.push((fields.len() / 2).to_string());
-                args.extend(fields);
+                let count = args.len();
+                args.push(String::new());
+                push_new_job_fields(&mut args, job, max_attempts);
+                args[count] = ((args.len() - count - 1) / 2).to_string();
             }
             let reply: Vec<String> = scripts()
                 .enqueue
@@ -841,7 +874,6 @@ impl Store for RedisStore {
             };
             match reply.first().map(String::as_str) {
                 Some("ok") => {
-                    stored_at.insert(queue.clone(), reply.get(1).cloned().unwrap_or_default());
                     for (n, &i) in idx.iter().enumerate() {
                         let created = reply.get(2 + 2 * n).map(String::as_str) == Some("created");
                         let id = reply
@@ -853,6 +885,8 @@ impl Store for RedisStore {
                         }
                         outcome[i] = Some((created, id));
                     }
+                    let at = reply.get(1).cloned().unwrap_or_default();
+                    sent.push((args, starts, at));
                 }
                 Some("conflict") => {
                     forget(self).await;
@@ -878,7 +912,7 @@ impl Store for RedisStore {
             });
         }
         let mut results = Vec::with_capacity(jobs.len());
-        for (queue, idx) in &by_queue {
+        for ((queue, idx), (args, starts, at)) in by_queue.iter().zip(&sent) {
             // Only the jobs an idempotency key matched are read back.
             let wanted: Vec<String> = idx
                 .iter()
@@ -889,12 +923,14 @@ impl Store for RedisStore {
                 .collect();
             let read = self.read_many(queue, &wanted).await?;
             let mut existing: HashMap<JobId, Job> = read.into_iter().map(|j| (j.id, j)).collect();
-            let at = stored_at.get(queue).cloned().unwrap_or_default();
-            for &i in idx {
+            for (&i, &start) in idx.iter().zip(starts) {
                 let (created, id) =
                     outcome[i].ok_or_else(|| StoreError::Backend("enqueue".into()))?;
                 if created {
-                    let job = created_job(&stored_fields[i], &jobs[i], &at)?;
+                    // The job's arguments: id, key, fingerprint, rank, run_at, count, pairs.
+                    let pairs: usize = args[start + 5].parse().unwrap_or(0);
+                    let fields = &args[start + 6..start + 6 + 2 * pairs];
+                    let job = created_job(&args[start], queue, &args[start + 4], fields, at)?;
                     results.push((i, Enqueued::Created(job)));
                 } else {
                     let job = existing
@@ -1021,11 +1057,12 @@ impl Store for RedisStore {
                 .invoke_async(&mut self.conn())
                 .await?;
             for hash in hashes {
-                let fields: HashMap<String, String> = hash
+                // The hash before the claim, then the fields the claim wrote: later wins.
+                let fields: HashMap<&str, &str> = hash
                     .chunks_exact(2)
-                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .map(|pair| (pair[0].as_str(), pair[1].as_str()))
                     .collect();
-                let job = job_from_hash(&fields)?;
+                let job = job_from_fields(|k| fields.get(k).copied())?;
                 self.remember_queue(job.id, &queue);
                 self.notifier.publish(Signal::Event {
                     job: job.id,
@@ -1168,15 +1205,33 @@ impl Store for RedisStore {
         let Some(queue) = self.known_queue(id).await? else {
             return Ok(Vec::new());
         };
-        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(format!("{}:events:{id}", self.base(&queue)))
+        // A job has one of the two logs: the list (see prelude.lua), or the stream of a job
+        // stored before it. Both are read in one round trip.
+        let base = self.base(&queue);
+        let after = after.max(0);
+        let limit = limit.clamp(1, MAX_EVENTS_PER_READ);
+        let (list, stream): (Vec<String>, Vec<(String, HashMap<String, String>)>) = redis::pipe()
+            .lrange(
+                format!("{base}:eventlog:{id}"),
+                after as isize,
+                after.saturating_add(limit as i64 - 1) as isize,
+            )
+            .cmd("XRANGE")
+            .arg(format!("{base}:events:{id}"))
             .arg(format!("(0-{after}"))
             .arg("+")
             .arg("COUNT")
-            .arg(limit.clamp(1, MAX_EVENTS_PER_READ))
+            .arg(limit)
             .query_async(&mut self.conn())
             .await?;
-        entries
+        if !list.is_empty() {
+            return list
+                .iter()
+                .map(|entry| event_from_entry(id, entry))
+                .filter(|event| event.as_ref().map_or(true, |e| e.seq > after))
+                .collect();
+        }
+        stream
             .into_iter()
             .map(|(stream_id, fields)| {
                 let seq = stream_id
@@ -1724,5 +1779,193 @@ impl RedisStore {
         }
         out.sort_by_key(|c| c.seq);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Backend;
+
+    /// A job as the layout before issue 6 stored it: every field, defaults included.
+    async fn put_old_layout_job(store: &RedisStore, id: JobId, at: i64) {
+        let base = store.base(DEFAULT_QUEUE);
+        let (id, at) = (id.to_string(), at.to_string());
+        let mut pipe = redis::pipe();
+        pipe.sadd(store.global("queues"), DEFAULT_QUEUE).ignore();
+        pipe.hset(store.global("jobq"), &id, DEFAULT_QUEUE).ignore();
+        pipe.hset_multiple(
+            format!("{base}:job:{id}"),
+            &[
+                ("id", id.as_str()),
+                ("queue", DEFAULT_QUEUE),
+                ("kind", "noop"),
+                ("goal", "old"),
+                ("config", "{}"),
+                ("priority", "1"),
+                ("max_attempts", "3"),
+                ("run_at", &at),
+                ("status", "queued"),
+                ("attempt", "0"),
+                ("lease_epoch", "0"),
+                ("event_seq", "1"),
+                ("cp_seq", "0"),
+                ("ver", "1"),
+                ("created_at", &at),
+                ("updated_at", &at),
+                ("fingerprint", "0000000000000000"),
+                ("pause_requested", "0"),
+                ("cancel_requested", "0"),
+                ("artifacts", "[]"),
+            ],
+        )
+        .ignore();
+        pipe.cmd("XADD")
+            .arg(format!("{base}:events:{id}"))
+            .arg("0-1")
+            .arg(&[
+                ("kind", "status"),
+                ("data", r#"{"attempt":0,"status":"queued"}"#),
+            ])
+            .arg(&[("at", &at)])
+            .ignore();
+        pipe.zadd(format!("{base}:ready:1"), &id, &at).ignore();
+        pipe.zadd(format!("{base}:status:queued"), &id, 0).ignore();
+        pipe.zadd(format!("{base}:all"), &id, 0).ignore();
+        pipe.query_async::<()>(&mut store.conn())
+            .await
+            .expect("write an old-layout job");
+    }
+
+    /// Hashes written before the lean layout (defaults stored) read, lease and complete
+    /// like new ones: a deployment upgrades in place.
+    #[tokio::test]
+    async fn jobs_stored_by_the_previous_layout_still_run() {
+        let backend = Backend::redis();
+        let store = RedisStore::connect(&backend.url(), StoreOptions::default())
+            .await
+            .expect("connect");
+        let old = uuid::Uuid::now_v7();
+        let at = store.server_now().await.expect("time") - 1_000;
+        put_old_layout_job(&store, old, at).await;
+        let new = store
+            .enqueue(NewJob::new("noop", "new"))
+            .await
+            .expect("enqueue")
+            .into_job();
+
+        let (old_job, new_job) = (
+            store.get(old).await.expect("get old"),
+            store.get(new.id).await.expect("get new"),
+        );
+        assert_eq!(new_job, new, "a created job reads back as returned");
+        let same_but_ids_and_times = |job: &Job| {
+            (
+                job.kind.clone(),
+                job.config.clone(),
+                job.priority,
+                job.status,
+                job.attempt,
+                job.max_attempts,
+                job.lease_epoch,
+                job.event_seq,
+                job.artifacts.clone(),
+                job.pause_requested,
+                job.cancel_requested,
+                job.created_at == job.updated_at,
+            )
+        };
+        assert_eq!(
+            same_but_ids_and_times(&old_job),
+            same_but_ids_and_times(&new_job)
+        );
+
+        let request = ClaimRequest {
+            worker_id: "w-1".into(),
+            limit: 10,
+            lease_ttl: Duration::from_secs(30),
+            queues: vec![DEFAULT_QUEUE.into()],
+        };
+        let leases = store.claim(&request).await.expect("claim");
+        assert_eq!(
+            leases.iter().map(|l| l.job.id).collect::<Vec<_>>(),
+            [old, new.id],
+            "the older job first"
+        );
+        for lease in &leases {
+            assert_eq!((lease.epoch, lease.job.attempt), (1, 1));
+            assert_eq!(lease.job.status, JobStatus::Running);
+            assert_eq!(lease.job.lease_owner.as_deref(), Some("w-1"));
+            assert!(lease.job.started_at.is_some());
+            assert_eq!(lease.job, store.get(lease.job.id).await.expect("get"));
+        }
+        let fences: Vec<Fence> = leases
+            .iter()
+            .map(|l| Fence {
+                job: l.job.id,
+                epoch: l.epoch,
+            })
+            .collect();
+        let renewed = store
+            .renew(&fences, Duration::from_secs(30))
+            .await
+            .expect("renew");
+        assert!(renewed.iter().all(|r| matches!(
+            r,
+            Renewal::Held {
+                pause_requested: false,
+                cancel_requested: false
+            }
+        )));
+        for &fence in &fences {
+            let seq = store
+                .append_event(fence, "progress", serde_json::json!({"done": 1}))
+                .await
+                .expect("append");
+            assert_eq!(seq, 3);
+        }
+        let completions: Vec<Completion> = fences
+            .iter()
+            .map(|&fence| Completion {
+                fence,
+                result: serde_json::json!({"ok": true}),
+            })
+            .collect();
+        let done = store.complete_many(&completions).await.expect("complete");
+        assert_eq!(done, [Completed::Done, Completed::Done]);
+        for id in [old, new.id] {
+            let job = store.get(id).await.expect("get");
+            assert_eq!(job.status, JobStatus::Completed);
+            let events = store.events(id, 0, 10).await.expect("events");
+            let seen: Vec<_> = events
+                .iter()
+                .map(|e| (e.seq, e.kind.as_str(), e.data["status"].clone()))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    (1, "status", "queued".into()),
+                    (2, "status", "running".into()),
+                    (3, "progress", serde_json::Value::Null),
+                    (4, "status", "completed".into()),
+                ]
+            );
+            assert_eq!(events[3].data["worker"], "w-1");
+            assert_eq!(events[3].data["attempt"], 1);
+            let tail = store.events(id, 2, 1).await.expect("events after 2");
+            assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+        }
+        // Retention deletes both layouts whole.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let zero = Retention {
+            completed: Duration::ZERO,
+            failed: Duration::ZERO,
+            cancelled: Duration::ZERO,
+        };
+        assert_eq!(store.prune(&zero, 100).await.expect("prune"), 2);
+        for id in [old, new.id] {
+            assert_eq!(backend.leftovers(id).await, Vec::<String>::new());
+        }
+        backend.cleanup().await;
     }
 }

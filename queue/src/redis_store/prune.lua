@@ -9,7 +9,7 @@ for s, status in ipairs({ 'completed', 'failed', 'cancelled' }) do
   for _, id in ipairs(ids) do
     local idem = redis.call('HGET', jobkey(id), 'idempotency_key')
     if idem and idem ~= '' then redis.call('DEL', base .. ':idem:' .. idem) end
-    for _, part in ipairs({ 'job', 'events', 'cp', 'cpmeta', 'effects', 'effmeta', 'art', 'artmeta', 'artlist' }) do
+    for _, part in ipairs({ 'job', 'events', 'eventlog', 'cp', 'cpmeta', 'effects', 'effmeta', 'art', 'artmeta', 'artlist' }) do
       redis.call('DEL', base .. ':' .. part .. ':' .. id)
     end
     redis.call('ZREM', base .. ':finished:' .. status, id)

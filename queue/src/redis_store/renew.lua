@@ -10,7 +10,10 @@ for i = 2, #ARGV, 2 do
     local expires = now + ttl
     redis.call('HSET', key, 'lease_expires_at', fmt(expires))
     redis.call('ZADD', base .. ':leases', expires, id)
-    out[#out + 1] = 'held:' .. redis.call('HGET', key, 'pause_requested') .. ':' .. redis.call('HGET', key, 'cancel_requested')
+    -- An absent request flag is '0' (new jobs do not store it).
+    local pause = redis.call('HGET', key, 'pause_requested') or '0'
+    local cancel = redis.call('HGET', key, 'cancel_requested') or '0'
+    out[#out + 1] = 'held:' .. pause .. ':' .. cancel
   end
 end
 return out
