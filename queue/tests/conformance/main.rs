@@ -49,6 +49,7 @@ conformance!(
     no_job_is_claimed_twice_by_concurrent_claimers,
     stale_epochs_are_fenced,
     batch_completion_fences_each_job,
+    batches_larger_than_one_statement_keep_every_job,
     expired_leases_are_requeued_or_settled,
     transient_failures_retry_after_backoff,
     idempotency_keys_dedupe_or_conflict,

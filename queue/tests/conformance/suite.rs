@@ -1383,3 +1383,43 @@ pub async fn batch_completion_fences_each_job(b: &Backend) {
     );
     assert!(store.complete_many(&[]).await.expect("empty").is_empty());
 }
+
+/// Batches larger than one multi-row statement (SQLite writes 1,000 rows a statement):
+/// every job is stored, leased and completed once, each with its three status events.
+pub async fn batches_larger_than_one_statement_keep_every_job(b: &Backend) {
+    const JOBS: usize = 2_500;
+    let store = b.open().await;
+    let batch = (0..JOBS)
+        .map(|i| NewJob::new("noop", format!("big {i}")))
+        .collect();
+    let created = store.enqueue_batch(batch).await.expect("enqueue");
+    let goals: Vec<String> = created.iter().map(|r| r.job().goal.clone()).collect();
+    let expected: Vec<String> = (0..JOBS).map(|i| format!("big {i}")).collect();
+    assert_eq!(goals, expected, "answers in submission order");
+
+    let leases = store.claim(&claim_req("w", JOBS)).await.expect("claim");
+    assert_eq!(leases.len(), JOBS);
+    let completions: Vec<Completion> = leases
+        .iter()
+        .map(|lease| Completion {
+            fence: lease.fence(),
+            result: json!({ "n": lease.job.goal }),
+        })
+        .collect();
+    let answers = store.complete_many(&completions).await.expect("complete");
+    assert!(answers.iter().all(|a| *a == Completed::Done), "all landed");
+
+    for lease in leases.iter().step_by(97).chain(leases.last()) {
+        let job = store.get(lease.job.id).await.expect("get");
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.result, Some(json!({ "n": lease.job.goal })));
+        let statuses: Vec<String> = store
+            .events(job.id, 0, 10)
+            .await
+            .expect("events")
+            .iter()
+            .map(|e| e.data["status"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(statuses, ["queued", "running", "completed"]);
+    }
+}
