@@ -701,6 +701,14 @@ fn index_moves(old: &Job, new: &Job) -> Vec<[String; 4]> {
     ops
 }
 
+/// Where one job's arguments lie in an enqueue script's arguments.
+struct SentJob {
+    /// Its first argument (the id; run_at is the fifth).
+    start: usize,
+    /// Its field/value pairs.
+    fields: std::ops::Range<usize>,
+}
+
 /// Appends the hash fields of a new job that are not at their default, as field/value
 /// pairs. `enqueue.lua` adds id, queue, status, run_at, created_at and the counters.
 fn push_new_job_fields(args: &mut Vec<String>, job: &NewJob, max_attempts: u32) {
@@ -807,9 +815,10 @@ impl Store for RedisStore {
         }
         let mut ids: Vec<JobId> = jobs.iter().map(|_| uuid::Uuid::now_v7()).collect();
         let mut outcome: Vec<Option<(bool, JobId)>> = vec![None; jobs.len()];
-        // Per queue, the script's arguments, where each job's start in them, and the
-        // server time the script stored at: a created job is known without reading it back.
-        let mut sent: Vec<(Vec<String>, Vec<usize>, String)> = Vec::with_capacity(by_queue.len());
+        // Per queue, the script's arguments, where each job's arguments and its field pairs
+        // lie in them, and the server time the script stored at: a created job is known
+        // without reading it back.
+        let mut sent: Vec<(Vec<String>, Vec<SentJob>, String)> = Vec::with_capacity(by_queue.len());
         for (queue, idx) in &by_queue {
             // Index first: a crash after this leaves a harmless entry, never a lost job.
             let mut index = redis::cmd("HSET");
@@ -838,7 +847,7 @@ impl Store for RedisStore {
                 let max_attempts = job
                     .max_attempts
                     .unwrap_or(self.options.default_max_attempts());
-                starts.push(args.len());
+                let start = args.len();
                 args.push(ids[i].to_string());
                 match &job.idempotency_key {
                     Some(key) => {
@@ -857,6 +866,10 @@ impl Store for RedisStore {
                 args.push(String::new());
                 push_new_job_fields(&mut args, job, max_attempts);
                 args[count] = ((args.len() - count - 1) / 2).to_string();
+                starts.push(SentJob {
+                    start,
+                    fields: count + 1..args.len(),
+                });
             }
             let reply: Vec<String> = scripts()
                 .enqueue
@@ -923,14 +936,14 @@ impl Store for RedisStore {
                 .collect();
             let read = self.read_many(queue, &wanted).await?;
             let mut existing: HashMap<JobId, Job> = read.into_iter().map(|j| (j.id, j)).collect();
-            for (&i, &start) in idx.iter().zip(starts) {
+            for (&i, placed) in idx.iter().zip(starts) {
                 let (created, id) =
                     outcome[i].ok_or_else(|| StoreError::Backend("enqueue".into()))?;
                 if created {
                     // The job's arguments: id, key, fingerprint, rank, run_at, count, pairs.
-                    let pairs: usize = args[start + 5].parse().unwrap_or(0);
-                    let fields = &args[start + 6..start + 6 + 2 * pairs];
-                    let job = created_job(&args[start], queue, &args[start + 4], fields, at)?;
+                    let (id, run_at) = (&args[placed.start], &args[placed.start + 4]);
+                    let fields = &args[placed.fields.clone()];
+                    let job = created_job(id, queue, run_at, fields, at)?;
                     results.push((i, Enqueued::Created(job)));
                 } else {
                     let job = existing
