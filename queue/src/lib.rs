@@ -15,6 +15,7 @@ pub mod sqlite;
 pub mod status;
 pub mod store;
 pub mod testing;
+pub mod transitions;
 
 pub use job::{FailureKind, Job, JobFailure, JobId, NewJob, Priority, Timeouts};
 pub use notifier::{LocalNotifier, Notifier, Signal};

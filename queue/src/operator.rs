@@ -159,6 +159,46 @@ impl Settle {
     }
 }
 
+impl From<crate::store::Release> for Settle {
+    fn from(how: crate::store::Release) -> Self {
+        use crate::store::Release;
+        match how {
+            Release::Shutdown => Settle::Shutdown,
+            Release::Pause => Settle::Pause,
+            Release::Cancel => Settle::Cancel,
+        }
+    }
+}
+
+/// A failed attempt of a running job: the error, and the delay before a retry when the
+/// error may be retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    pub failure: JobFailure,
+    pub retry_in: Option<std::time::Duration>,
+}
+
+impl Fail {
+    /// `job` (running) after this failure at `now`: queued again at `now + retry_in` (the
+    /// lease cleared) while attempts remain and a retry is allowed, failed for good
+    /// otherwise; the error recorded either way.
+    pub fn apply(&self, job: &Job, now: chrono::DateTime<chrono::Utc>) -> Job {
+        let mut new = job.clone();
+        new.status = after_failure(job, self.retry_in.is_some());
+        if new.status == JobStatus::Queued {
+            let delay = chrono::Duration::from_std(self.retry_in.unwrap_or_default())
+                .unwrap_or(chrono::Duration::MAX);
+            new.run_at = now
+                .checked_add_signed(delay)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+            new.lease_owner = None;
+        }
+        new.error = Some(self.failure.clone());
+        new.lease_expires_at = None;
+        new
+    }
+}
+
 /// Where a failed attempt leaves the job: queued again when it may be retried and attempts
 /// remain, failed otherwise.
 pub fn after_failure(job: &Job, retry: bool) -> JobStatus {

@@ -19,14 +19,15 @@ use sqlx::types::Json;
 use sqlx::{Executor, Row};
 use tokio::task::JoinHandle;
 
-use crate::job::{from_millis, to_millis, Job, JobFailure, JobId, NewJob};
+use crate::job::{from_millis, to_millis, Job, JobId, NewJob};
 use crate::migrate;
 use crate::notifier::{LocalNotifier, Notifier, Signal};
-use crate::operator::{self, Change, OperatorAction, Settle};
+use crate::operator::Settle;
 use crate::queue_stats::QueueStatsBuilder;
 use crate::row::status_event;
 use crate::status::JobStatus;
 use crate::store::*;
+use crate::transitions::Hold;
 
 /// The PostgreSQL store. Cheap to clone.
 #[derive(Clone)]
@@ -274,41 +275,6 @@ impl PgStore {
             .await?)
     }
 
-    async fn operator(&self, id: JobId, action: OperatorAction) -> StoreResult<Job> {
-        let mut tx = self.pool.begin().await?;
-        let mut job = Self::fetch_job(&mut tx, id, true).await?;
-        let change = operator::decide(action, &job)
-            .map_err(|illegal| StoreError::IllegalTransition { job: id, illegal })?;
-        let job = match change {
-            Change::Move(status) => {
-                job.status = status;
-                if status == JobStatus::Queued {
-                    job.run_at = from_millis(Self::now(&mut tx).await?);
-                    Self::notify(&mut tx, &channel(&self.schema, "jobs"), &job.queue).await?;
-                }
-                Self::save_status(&mut tx, &job, None).await?
-            }
-            Change::Request {
-                pause_requested,
-                cancel_requested,
-            } => {
-                let row = sqlx::query(
-                    "UPDATE jobs SET pause_requested = $2, cancel_requested = $3, \
-                     updated_at = drover_now() WHERE id = $1 RETURNING *",
-                )
-                .bind(id)
-                .bind(pause_requested)
-                .bind(cancel_requested)
-                .fetch_one(&mut *tx)
-                .await?;
-                Self::notify(&mut tx, &channel(&self.schema, "control"), &id.to_string()).await?;
-                job_from_row!(&row)?
-            }
-        };
-        tx.commit().await?;
-        Ok(job)
-    }
-
     async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -360,53 +326,76 @@ struct InsertColumns {
 }
 
 #[async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn notifier(&self) -> Arc<dyn Notifier> {
-        self.listener.0.get_or_init(|| self.start_listener());
-        self.notifier.clone()
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
+impl Transact for PgStore {
+    async fn load(&self, id: JobId) -> StoreResult<Loaded> {
         let mut tx = self.pool.begin().await?;
-        // One migrator per schema at a time, across every process.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(format!("drover.migrate.{}", self.schema))
-            .execute(&mut *tx)
-            .await?;
-        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", self.schema);
-        (&mut *tx).execute(create.as_str()).await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS drover_migrations (version bigint PRIMARY KEY, \
-             name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM drover_migrations")
+        let row = sqlx::query("SELECT *, drover_now() AS now FROM jobs WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
+        let now: i64 = row.try_get("now")?;
+        Ok(Loaded {
+            job: job_from_row!(&row)?,
+            now: from_millis(now),
+            hold: Hold::Postgres(tx),
+        })
+    }
+
+    async fn save(&self, loaded: Loaded, write: Write) -> StoreResult<Option<Job>> {
+        let Hold::Postgres(mut tx) = loaded.hold else {
+            return Err(StoreError::Backend(
+                "a PostgreSQL save needs its transaction".into(),
+            ));
+        };
+        let job = if loaded.job.status != write.job.status {
+            Self::save_status(&mut tx, &write.job, write.reason.as_ref()).await?
+        } else {
+            let row = sqlx::query(
+                "UPDATE jobs SET pause_requested = $2, cancel_requested = $3, \
+                 lease_owner = $4, lease_expires_at = $5, updated_at = drover_now() \
+                 WHERE id = $1 RETURNING *",
+            )
+            .bind(write.job.id)
+            .bind(write.job.pause_requested)
+            .bind(write.job.cancel_requested)
+            .bind(&write.job.lease_owner)
+            .bind(write.job.lease_expires_at.map(to_millis))
             .fetch_one(&mut *tx)
             .await?;
-        let applied = applied.unwrap_or(0);
-        let pending: Vec<&migrate::Migration> = migrate::POSTGRES
-            .iter()
-            .filter(|m| m.version > applied)
-            .collect();
-        for m in pending {
-            (&mut *tx).execute(m.sql).await?;
-            sqlx::query("INSERT INTO drover_migrations (version, name) VALUES ($1, $2)")
-                .bind(m.version)
-                .bind(m.name)
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(version = m.version, name = m.name, schema = %self.schema,
-                "applied postgres migration");
+            job_from_row!(&row)?
+        };
+        match write.wake {
+            Wake::Nobody => {}
+            Wake::Queue => {
+                Self::notify(&mut tx, &channel(&self.schema, "jobs"), &job.queue).await?
+            }
+            Wake::Control => {
+                Self::notify(
+                    &mut tx,
+                    &channel(&self.schema, "control"),
+                    &job.id.to_string(),
+                )
+                .await?
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Some(job))
     }
 
+    async fn expired_leases(&self, limit: usize) -> StoreResult<Vec<JobId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < drover_now() \
+             ORDER BY lease_expires_at LIMIT $1",
+        )
+        .bind(limit.min(10_000) as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
         for job in &jobs {
             job.validate()?;
@@ -734,6 +723,70 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<JobId> = completions.iter().map(|c| c.fence.job).collect();
+        let epochs: Vec<i64> = completions.iter().map(|c| c.fence.epoch).collect();
+        let results: Vec<String> = completions.iter().map(|c| c.result.to_string()).collect();
+        // One statement settles the batch, each row only under its own fence. Rows are
+        // locked in id order, as `renew` locks them, so the two cannot deadlock.
+        let done: Vec<(JobId, i64)> = sqlx::query_as(
+            "WITH f AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[]) \
+               AS f(id, epoch, result)), \
+             locked AS MATERIALIZED (SELECT jobs.id FROM jobs JOIN f ON jobs.id = f.id \
+               AND jobs.lease_epoch = f.epoch WHERE jobs.status = 'running' \
+               ORDER BY jobs.id FOR UPDATE OF jobs), \
+             j AS (UPDATE jobs SET status = 'completed', result = f.result::jsonb, \
+               lease_expires_at = NULL, updated_at = drover_now(), \
+               finished_at = drover_now(), event_seq = jobs.event_seq + 1 \
+               FROM f, locked WHERE jobs.id = locked.id AND f.id = locked.id \
+               AND jobs.lease_epoch = f.epoch AND jobs.status = 'running' \
+               RETURNING jobs.id, jobs.lease_epoch, jobs.event_seq, jobs.attempt, \
+               jobs.lease_owner, jobs.updated_at), \
+             e AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) \
+               SELECT id, event_seq, 'status', jsonb_build_object('status', 'completed', \
+               'attempt', attempt, 'worker', lease_owner), updated_at FROM j) \
+             SELECT id, lease_epoch FROM j",
+        )
+        .bind(&ids)
+        .bind(&epochs)
+        .bind(&results)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut done: std::collections::HashSet<(JobId, i64)> = done.into_iter().collect();
+        // Rarely some did not land: a retried batch whose first try committed still
+        // answers `Done` for them; only the others were fenced.
+        if done.len() < completions.len() {
+            let missed: Vec<JobId> = completions
+                .iter()
+                .filter(|c| !done.contains(&(c.fence.job, c.fence.epoch)))
+                .map(|c| c.fence.job)
+                .collect();
+            let earlier: Vec<(JobId, i64)> = sqlx::query_as(
+                "SELECT id, lease_epoch FROM jobs WHERE id = ANY($1) AND status = 'completed'",
+            )
+            .bind(&missed)
+            .fetch_all(&self.pool)
+            .await?;
+            done.extend(earlier);
+        }
+        Ok(completions
+            .iter()
+            .map(|c| {
+                if done.contains(&(c.fence.job, c.fence.epoch)) {
+                    Completed::Done
+                } else {
+                    Completed::Fenced
+                }
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RunLog for PgStore {
     async fn checkpoint(
         &self,
         fence: Fence,
@@ -957,153 +1010,10 @@ impl Store for PgStore {
         })
         .transpose()
     }
+}
 
-    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
-        if completions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<JobId> = completions.iter().map(|c| c.fence.job).collect();
-        let epochs: Vec<i64> = completions.iter().map(|c| c.fence.epoch).collect();
-        let results: Vec<String> = completions.iter().map(|c| c.result.to_string()).collect();
-        // One statement settles the batch, each row only under its own fence. Rows are
-        // locked in id order, as `renew` locks them, so the two cannot deadlock.
-        let done: Vec<(JobId, i64)> = sqlx::query_as(
-            "WITH f AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[]) \
-               AS f(id, epoch, result)), \
-             locked AS MATERIALIZED (SELECT jobs.id FROM jobs JOIN f ON jobs.id = f.id \
-               AND jobs.lease_epoch = f.epoch WHERE jobs.status = 'running' \
-               ORDER BY jobs.id FOR UPDATE OF jobs), \
-             j AS (UPDATE jobs SET status = 'completed', result = f.result::jsonb, \
-               lease_expires_at = NULL, updated_at = drover_now(), \
-               finished_at = drover_now(), event_seq = jobs.event_seq + 1 \
-               FROM f, locked WHERE jobs.id = locked.id AND f.id = locked.id \
-               AND jobs.lease_epoch = f.epoch AND jobs.status = 'running' \
-               RETURNING jobs.id, jobs.lease_epoch, jobs.event_seq, jobs.attempt, \
-               jobs.lease_owner, jobs.updated_at), \
-             e AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) \
-               SELECT id, event_seq, 'status', jsonb_build_object('status', 'completed', \
-               'attempt', attempt, 'worker', lease_owner), updated_at FROM j) \
-             SELECT id, lease_epoch FROM j",
-        )
-        .bind(&ids)
-        .bind(&epochs)
-        .bind(&results)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut done: std::collections::HashSet<(JobId, i64)> = done.into_iter().collect();
-        // Rarely some did not land: a retried batch whose first try committed still
-        // answers `Done` for them; only the others were fenced.
-        if done.len() < completions.len() {
-            let missed: Vec<JobId> = completions
-                .iter()
-                .filter(|c| !done.contains(&(c.fence.job, c.fence.epoch)))
-                .map(|c| c.fence.job)
-                .collect();
-            let earlier: Vec<(JobId, i64)> = sqlx::query_as(
-                "SELECT id, lease_epoch FROM jobs WHERE id = ANY($1) AND status = 'completed'",
-            )
-            .bind(&missed)
-            .fetch_all(&self.pool)
-            .await?;
-            done.extend(earlier);
-        }
-        Ok(completions
-            .iter()
-            .map(|c| {
-                if done.contains(&(c.fence.job, c.fence.epoch)) {
-                    Completed::Done
-                } else {
-                    Completed::Fenced
-                }
-            })
-            .collect())
-    }
-
-    async fn fail(
-        &self,
-        fence: Fence,
-        failure: JobFailure,
-        retry_in: Option<Duration>,
-    ) -> StoreResult<Job> {
-        let mut tx = self.pool.begin().await?;
-        let mut job = Self::fenced_job(&mut tx, fence).await?;
-        job.status = operator::after_failure(&job, retry_in.is_some());
-        if job.status == JobStatus::Queued {
-            let now = Self::now(&mut tx).await?;
-            job.run_at = from_millis(now.saturating_add(retry_in.map(millis).unwrap_or(0)));
-            job.lease_owner = None;
-        }
-        job.error = Some(failure);
-        job.lease_expires_at = None;
-        let job = Self::save_status(&mut tx, &job, None).await?;
-        tx.commit().await?;
-        Ok(job)
-    }
-
-    async fn release(&self, fence: Fence, how: Release) -> StoreResult<Job> {
-        let settle = match how {
-            Release::Shutdown => Settle::Shutdown,
-            Release::Pause => Settle::Pause,
-            Release::Cancel => Settle::Cancel,
-        };
-        let mut tx = self.pool.begin().await?;
-        let running = Self::fenced_job(&mut tx, fence).await?;
-        let job = settle.apply(&running, from_millis(Self::now(&mut tx).await?));
-        if job.status == JobStatus::Queued {
-            Self::notify(&mut tx, &channel(&self.schema, "jobs"), &job.queue).await?;
-        }
-        let job = Self::save_status(&mut tx, &job, Some(&settle)).await?;
-        tx.commit().await?;
-        Ok(job)
-    }
-
-    async fn pause(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Pause).await
-    }
-
-    async fn resume(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Resume).await
-    }
-
-    async fn cancel(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Cancel).await
-    }
-
-    async fn reap_expired(&self, limit: usize) -> StoreResult<Vec<Reaped>> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < drover_now() \
-             ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(limit.min(10_000) as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut reaped = Vec::with_capacity(rows.len());
-        let mut requeued = Vec::new();
-        let now = from_millis(Self::now(&mut tx).await?);
-        for row in &rows {
-            let running = job_from_row!(row)?;
-            let previous_owner = running.lease_owner.clone();
-            let job = Settle::LeaseExpired.apply(&running, now);
-            if job.status == JobStatus::Queued {
-                requeued.push(job.queue.clone());
-            }
-            let job = Self::save_status(&mut tx, &job, Some(&Settle::LeaseExpired)).await?;
-            reaped.push(Reaped {
-                job: job.id,
-                previous_owner,
-                status: job.status,
-            });
-        }
-        requeued.sort();
-        requeued.dedup();
-        for queue in &requeued {
-            Self::notify(&mut tx, &channel(&self.schema, "jobs"), queue).await?;
-        }
-        tx.commit().await?;
-        Ok(reaped)
-    }
-
+#[async_trait]
+impl Maintenance for PgStore {
     async fn prune(&self, retention: &Retention, limit: usize) -> StoreResult<u64> {
         let deleted: Vec<JobId> = sqlx::query_scalar(
             "WITH doomed AS (SELECT id FROM jobs \
@@ -1173,7 +1083,10 @@ impl Store for PgStore {
         }
         Ok(stats.finish(now))
     }
+}
 
+#[async_trait]
+impl Peers for PgStore {
     async fn heartbeat_worker(&self, worker: &WorkerInfo) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO workers (id, host, pid, slots, busy, started_at, last_heartbeat) \
@@ -1231,6 +1144,55 @@ impl Store for PgStore {
             .bind(holder)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        self.listener.0.get_or_init(|| self.start_listener());
+        self.notifier.clone()
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // One migrator per schema at a time, across every process.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("drover.migrate.{}", self.schema))
+            .execute(&mut *tx)
+            .await?;
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", self.schema);
+        (&mut *tx).execute(create.as_str()).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS drover_migrations (version bigint PRIMARY KEY, \
+             name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM drover_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        let applied = applied.unwrap_or(0);
+        let pending: Vec<&migrate::Migration> = migrate::POSTGRES
+            .iter()
+            .filter(|m| m.version > applied)
+            .collect();
+        for m in pending {
+            (&mut *tx).execute(m.sql).await?;
+            sqlx::query("INSERT INTO drover_migrations (version, name) VALUES ($1, $2)")
+                .bind(m.version)
+                .bind(m.name)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version = m.version, name = m.name, schema = %self.schema,
+                "applied postgres migration");
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -20,14 +20,15 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{Executor, Row};
 
-use crate::job::{from_millis, now_millis, to_millis, Job, JobFailure, JobId, NewJob};
+use crate::job::{from_millis, now_millis, to_millis, Job, JobId, NewJob};
 use crate::migrate;
 use crate::notifier::{LocalNotifier, Notifier, Signal};
-use crate::operator::{self, Change, OperatorAction, Settle};
+use crate::operator::Settle;
 use crate::queue_stats::QueueStatsBuilder;
 use crate::row::status_event;
 use crate::status::JobStatus;
 use crate::store::*;
+use crate::transitions::Hold;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -382,53 +383,6 @@ impl SqliteStore {
         }
     }
 
-    async fn operator(&self, id: JobId, action: OperatorAction) -> StoreResult<Job> {
-        let mut tx = self.begin().await?;
-        let now = now_millis();
-        let mut job = Self::fetch_job(&mut tx, id)
-            .await?
-            .ok_or(StoreError::NotFound(id))?;
-        let change = operator::decide(action, &job)
-            .map_err(|illegal| StoreError::IllegalTransition { job: id, illegal })?;
-        match change {
-            Change::Move(status) => {
-                job.status = status;
-                if status == JobStatus::Queued {
-                    job.run_at = from_millis(now);
-                }
-                Self::save_status(&mut tx, &job, None, now).await?;
-            }
-            Change::Request {
-                pause_requested,
-                cancel_requested,
-            } => {
-                sqlx::query(
-                    "UPDATE jobs SET pause_requested = ?, cancel_requested = ?, updated_at = ? \
-                     WHERE id = ?",
-                )
-                .bind(pause_requested)
-                .bind(cancel_requested)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        let job = Self::fetch_job(&mut tx, id)
-            .await?
-            .ok_or(StoreError::NotFound(id))?;
-        tx.commit().await?;
-        self.announce(&job);
-        match change {
-            Change::Request { .. } => self.notifier.publish(Signal::Control { job: id }),
-            Change::Move(JobStatus::Queued) => self.notifier.publish(Signal::JobsAvailable {
-                queue: Some(job.queue.clone()),
-            }),
-            Change::Move(_) => {}
-        }
-        Ok(job)
-    }
-
     async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO queues (name, paused, updated_at) VALUES (?, ?, ?) \
@@ -462,51 +416,75 @@ fn worker_from_row(row: &SqliteRow) -> StoreResult<WorkerInfo> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    fn notifier(&self) -> Arc<dyn Notifier> {
-        self.notifier.clone()
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
+impl Transact for SqliteStore {
+    async fn load(&self, id: JobId) -> StoreResult<Loaded> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS drover_migrations (version INTEGER PRIMARY KEY, \
-             name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM drover_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-        let applied = applied.unwrap_or(0);
-        let pending: Vec<&migrate::Migration> = migrate::SQLITE
-            .iter()
-            .filter(|m| m.version > applied)
-            .collect();
-        for m in pending {
-            (&mut *tx).execute(m.sql).await?;
+        let job = Self::fetch_job(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
+        Ok(Loaded {
+            job,
+            now: from_millis(now_millis()),
+            hold: Hold::Sqlite(tx),
+        })
+    }
+
+    async fn save(&self, loaded: Loaded, write: Write) -> StoreResult<Option<Job>> {
+        let Hold::Sqlite(mut tx) = loaded.hold else {
+            return Err(StoreError::Backend(
+                "an SQLite save needs its transaction".into(),
+            ));
+        };
+        let now = to_millis(loaded.now);
+        let new = &write.job;
+        let status_changed = loaded.job.status != new.status;
+        if status_changed {
+            Self::save_status(&mut tx, new, write.reason.as_ref(), now).await?;
+        } else {
             sqlx::query(
-                "INSERT INTO drover_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                "UPDATE jobs SET pause_requested = ?, cancel_requested = ?, lease_owner = ?, \
+                 lease_expires_at = ?, updated_at = ? WHERE id = ?",
             )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(now_millis())
+            .bind(new.pause_requested)
+            .bind(new.cancel_requested)
+            .bind(&new.lease_owner)
+            .bind(new.lease_expires_at.map(to_millis))
+            .bind(now)
+            .bind(new.id)
             .execute(&mut *tx)
             .await?;
-            tracing::info!(
-                version = m.version,
-                name = m.name,
-                "applied sqlite migration"
-            );
         }
+        let job = Self::fetch_job(&mut tx, new.id)
+            .await?
+            .ok_or(StoreError::NotFound(new.id))?;
         tx.commit().await?;
-        Ok(())
+        if status_changed {
+            self.announce(&job);
+        }
+        match write.wake {
+            Wake::Nobody => {}
+            Wake::Queue => self.notifier.publish(Signal::JobsAvailable {
+                queue: Some(job.queue.clone()),
+            }),
+            Wake::Control => self.notifier.publish(Signal::Control { job: job.id }),
+        }
+        Ok(Some(job))
     }
 
+    async fn expired_leases(&self, limit: usize) -> StoreResult<Vec<JobId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < ? \
+             ORDER BY lease_expires_at LIMIT ?",
+        )
+        .bind(now_millis())
+        .bind(limit.min(10_000) as i64)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
         for job in &jobs {
             job.validate()?;
@@ -681,6 +659,90 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One write transaction (one commit) for the batch, a statement per 1,000 jobs:
+        // each row is updated only under its own fence.
+        let mut tx = self.begin().await?;
+        let now = now_millis();
+        let mut landed = HashSet::with_capacity(completions.len());
+        let mut events = Vec::with_capacity(completions.len());
+        for chunk in completions.chunks(EVENT_ROWS_PER_INSERT) {
+            let mut update =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH c(id, epoch, result) AS (");
+            update.push_values(chunk, |mut row, c| {
+                row.push_bind(c.fence.job)
+                    .push_bind(c.fence.epoch)
+                    .push_bind(Json(&c.result));
+            });
+            update.push(
+                ") UPDATE jobs SET status = 'completed', result = c.result, \
+                 lease_expires_at = NULL, updated_at = ",
+            );
+            update
+                .push_bind(now)
+                .push(", finished_at = ")
+                .push_bind(now)
+                .push(
+                    ", event_seq = event_seq + 1 FROM c WHERE jobs.id = c.id \
+                     AND jobs.lease_epoch = c.epoch AND jobs.status = 'running' \
+                     RETURNING jobs.id, jobs.lease_epoch, jobs.event_seq, jobs.attempt, \
+                     jobs.lease_owner",
+                );
+            for row in update.build().fetch_all(&mut *tx).await? {
+                let id: JobId = row.try_get("id")?;
+                let epoch: i64 = row.try_get("lease_epoch")?;
+                let attempt: i64 = row.try_get("attempt")?;
+                let worker: Option<String> = row.try_get("lease_owner")?;
+                let data = json!({ "status": "completed", "attempt": attempt, "worker": worker });
+                events.push((id, row.try_get::<i64, _>("event_seq")?, data));
+                landed.insert((id, epoch));
+            }
+        }
+        Self::push_status_events(&mut tx, &events, now).await?;
+        // Rarely some did not land: a retried batch whose first try committed still
+        // answers `Done` for them; only the others were fenced.
+        let mut earlier = HashSet::new();
+        for c in completions {
+            if landed.contains(&(c.fence.job, c.fence.epoch)) {
+                continue;
+            }
+            let done: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM jobs WHERE id = ? AND lease_epoch = ? AND status = 'completed'",
+            )
+            .bind(c.fence.job)
+            .bind(c.fence.epoch)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if done.is_some() {
+                earlier.insert((c.fence.job, c.fence.epoch));
+            }
+        }
+        tx.commit().await?;
+        for (job, seq, _) in &events {
+            self.notifier.publish(Signal::Event {
+                job: *job,
+                seq: *seq,
+            });
+        }
+        Ok(completions
+            .iter()
+            .map(|c| {
+                let fence = (c.fence.job, c.fence.epoch);
+                if landed.contains(&fence) || earlier.contains(&fence) {
+                    Completed::Done
+                } else {
+                    Completed::Fenced
+                }
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RunLog for SqliteStore {
     async fn checkpoint(
         &self,
         fence: Fence,
@@ -900,187 +962,10 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+}
 
-    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
-        if completions.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One write transaction (one commit) for the batch, a statement per 1,000 jobs:
-        // each row is updated only under its own fence.
-        let mut tx = self.begin().await?;
-        let now = now_millis();
-        let mut landed = HashSet::with_capacity(completions.len());
-        let mut events = Vec::with_capacity(completions.len());
-        for chunk in completions.chunks(EVENT_ROWS_PER_INSERT) {
-            let mut update =
-                sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH c(id, epoch, result) AS (");
-            update.push_values(chunk, |mut row, c| {
-                row.push_bind(c.fence.job)
-                    .push_bind(c.fence.epoch)
-                    .push_bind(Json(&c.result));
-            });
-            update.push(
-                ") UPDATE jobs SET status = 'completed', result = c.result, \
-                 lease_expires_at = NULL, updated_at = ",
-            );
-            update
-                .push_bind(now)
-                .push(", finished_at = ")
-                .push_bind(now)
-                .push(
-                    ", event_seq = event_seq + 1 FROM c WHERE jobs.id = c.id \
-                     AND jobs.lease_epoch = c.epoch AND jobs.status = 'running' \
-                     RETURNING jobs.id, jobs.lease_epoch, jobs.event_seq, jobs.attempt, \
-                     jobs.lease_owner",
-                );
-            for row in update.build().fetch_all(&mut *tx).await? {
-                let id: JobId = row.try_get("id")?;
-                let epoch: i64 = row.try_get("lease_epoch")?;
-                let attempt: i64 = row.try_get("attempt")?;
-                let worker: Option<String> = row.try_get("lease_owner")?;
-                let data = json!({ "status": "completed", "attempt": attempt, "worker": worker });
-                events.push((id, row.try_get::<i64, _>("event_seq")?, data));
-                landed.insert((id, epoch));
-            }
-        }
-        Self::push_status_events(&mut tx, &events, now).await?;
-        // Rarely some did not land: a retried batch whose first try committed still
-        // answers `Done` for them; only the others were fenced.
-        let mut earlier = HashSet::new();
-        for c in completions {
-            if landed.contains(&(c.fence.job, c.fence.epoch)) {
-                continue;
-            }
-            let done: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM jobs WHERE id = ? AND lease_epoch = ? AND status = 'completed'",
-            )
-            .bind(c.fence.job)
-            .bind(c.fence.epoch)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if done.is_some() {
-                earlier.insert((c.fence.job, c.fence.epoch));
-            }
-        }
-        tx.commit().await?;
-        for (job, seq, _) in &events {
-            self.notifier.publish(Signal::Event {
-                job: *job,
-                seq: *seq,
-            });
-        }
-        Ok(completions
-            .iter()
-            .map(|c| {
-                let fence = (c.fence.job, c.fence.epoch);
-                if landed.contains(&fence) || earlier.contains(&fence) {
-                    Completed::Done
-                } else {
-                    Completed::Fenced
-                }
-            })
-            .collect())
-    }
-
-    async fn fail(
-        &self,
-        fence: Fence,
-        failure: JobFailure,
-        retry_in: Option<Duration>,
-    ) -> StoreResult<Job> {
-        let mut tx = self.begin().await?;
-        let now = now_millis();
-        let mut job = Self::fenced_job(&mut tx, fence).await?;
-        job.status = operator::after_failure(&job, retry_in.is_some());
-        if job.status == JobStatus::Queued {
-            let delay = retry_in.map(millis).unwrap_or(0);
-            job.run_at = from_millis(now.saturating_add(delay));
-            job.lease_owner = None;
-        }
-        job.error = Some(failure);
-        job.lease_expires_at = None;
-        Self::save_status(&mut tx, &job, None, now).await?;
-        let job = Self::fetch_job(&mut tx, fence.job)
-            .await?
-            .ok_or(StoreError::NotFound(fence.job))?;
-        tx.commit().await?;
-        self.announce(&job);
-        Ok(job)
-    }
-
-    async fn release(&self, fence: Fence, how: Release) -> StoreResult<Job> {
-        let settle = match how {
-            Release::Shutdown => Settle::Shutdown,
-            Release::Pause => Settle::Pause,
-            Release::Cancel => Settle::Cancel,
-        };
-        let mut tx = self.begin().await?;
-        let now = now_millis();
-        let job = settle.apply(&Self::fenced_job(&mut tx, fence).await?, from_millis(now));
-        Self::save_status(&mut tx, &job, Some(&settle), now).await?;
-        let job = Self::fetch_job(&mut tx, fence.job)
-            .await?
-            .ok_or(StoreError::NotFound(fence.job))?;
-        tx.commit().await?;
-        self.announce(&job);
-        if job.status == JobStatus::Queued {
-            self.notifier.publish(Signal::JobsAvailable {
-                queue: Some(job.queue.clone()),
-            });
-        }
-        Ok(job)
-    }
-
-    async fn pause(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Pause).await
-    }
-
-    async fn resume(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Resume).await
-    }
-
-    async fn cancel(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Cancel).await
-    }
-
-    async fn reap_expired(&self, limit: usize) -> StoreResult<Vec<Reaped>> {
-        let mut tx = self.begin().await?;
-        let now = now_millis();
-        let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ? \
-             ORDER BY lease_expires_at LIMIT ?",
-        )
-        .bind(now)
-        .bind(limit.min(10_000) as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut reaped = Vec::with_capacity(rows.len());
-        let mut requeued = false;
-        for row in &rows {
-            let running = job_from_row!(row)?;
-            let previous_owner = running.lease_owner.clone();
-            let job = Settle::LeaseExpired.apply(&running, from_millis(now));
-            requeued |= job.status == JobStatus::Queued;
-            Self::save_status(&mut tx, &job, Some(&Settle::LeaseExpired), now).await?;
-            reaped.push(Reaped {
-                job: job.id,
-                previous_owner,
-                status: job.status,
-            });
-        }
-        tx.commit().await?;
-        for reaped in &reaped {
-            self.notifier.publish(Signal::Event {
-                job: reaped.job,
-                seq: 0,
-            });
-        }
-        if requeued {
-            self.notifier.publish(Signal::JobsAvailable { queue: None });
-        }
-        Ok(reaped)
-    }
-
+#[async_trait]
+impl Maintenance for SqliteStore {
     async fn prune(&self, retention: &Retention, limit: usize) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
         let now = now_millis();
@@ -1159,7 +1044,10 @@ impl Store for SqliteStore {
         }
         Ok(stats.finish(now))
     }
+}
 
+#[async_trait]
+impl Peers for SqliteStore {
     async fn heartbeat_worker(&self, worker: &WorkerInfo) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO workers (id, host, pid, slots, busy, started_at, last_heartbeat) \
@@ -1218,6 +1106,53 @@ impl Store for SqliteStore {
             .bind(holder)
             .execute(&self.writer)
             .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        self.notifier.clone()
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS drover_migrations (version INTEGER PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM drover_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        let applied = applied.unwrap_or(0);
+        let pending: Vec<&migrate::Migration> = migrate::SQLITE
+            .iter()
+            .filter(|m| m.version > applied)
+            .collect();
+        for m in pending {
+            (&mut *tx).execute(m.sql).await?;
+            sqlx::query(
+                "INSERT INTO drover_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "applied sqlite migration"
+            );
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

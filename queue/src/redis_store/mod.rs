@@ -4,10 +4,10 @@
 //! one Redis Cluster slot. A few global keys live under `{<prefix>}`: the set of queues,
 //! the job → queue index, workers and leaderships.
 //!
-//! Decisions that need the status machine (fail, release, operator actions, reaping) are
-//! made in Rust by the same code the SQL backends use, then written with a script that
-//! applies them only if the job's version did not move meanwhile (else: read and decide
-//! again).
+//! Transitions that need the status machine (fail, release, operator actions, reaping) are
+//! made once, in [`crate::transitions`]; this store's [`Transact::save`] writes them with a
+//! script (`apply.lua`) that applies them only if the job's version did not move meanwhile
+//! (else the transition reads and decides again).
 //!
 //! Durability needs Redis to run with AOF (`appendonly yes`, `appendfsync everysec` or
 //! `always`); `migrate` warns when persistence is off.
@@ -27,10 +27,11 @@ use crate::job::{
     from_millis, to_millis, Job, JobFailure, JobId, NewJob, Priority, Timeouts, DEFAULT_QUEUE,
 };
 use crate::notifier::{LocalNotifier, Notifier, Signal};
-use crate::operator::{self, Change, OperatorAction, Settle};
+use crate::operator::Settle;
 use crate::row::status_event;
 use crate::status::JobStatus;
 use crate::store::*;
+use crate::transitions::Hold;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -269,19 +270,20 @@ impl RedisStore {
         &self,
         old: &Stored,
         new: &Job,
+        now: DateTime<Utc>,
         settle: Option<&Settle>,
         publish: &[(String, String)],
     ) -> StoreResult<Option<()>> {
         let base = self.base(&new.queue);
         let id = new.id.to_string();
         let mut args: Vec<String> = vec![id.clone(), "ver".into(), old.ver.clone()];
-        let fields = changed_fields(&old.job, new);
+        let fields = changed_fields(&old.job, new, now);
         args.push(fields.len().to_string());
         for (f, v) in fields {
             args.push(f.to_string());
             args.push(v);
         }
-        let ops = index_moves(&old.job, new);
+        let ops = index_moves(&old.job, new, now);
         args.push(ops.len().to_string());
         for op in ops {
             args.extend(op);
@@ -319,38 +321,6 @@ impl RedisStore {
             Some("missing") => Err(StoreError::NotFound(new.id)),
             other => Err(StoreError::Backend(format!("apply answered {other:?}"))),
         }
-    }
-
-    /// Read, decide, write-if-unchanged; retried until the write lands or `decide` refuses.
-    async fn decide<F>(&self, id: JobId, mut decide: F) -> StoreResult<Job>
-    where
-        F: FnMut(&Stored) -> StoreResult<Decision>,
-    {
-        for _ in 0..100 {
-            let stored = self.read(id).await?;
-            let (job, settle, publish) = match decide(&stored)? {
-                Decision::Done(job) => return Ok(job),
-                Decision::Write {
-                    job,
-                    settle,
-                    publish,
-                } => (job, settle, publish),
-            };
-            if self
-                .apply(&stored, &job, settle.as_ref(), &publish)
-                .await?
-                .is_some()
-            {
-                return Ok(self.read(id).await?.job);
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "job {id}: too many concurrent writes; try again"
-        )))
-    }
-
-    fn wake(&self, queue: &str) -> (String, String) {
-        (self.channel("jobs"), queue.to_string())
     }
 
     fn start_listener(&self) -> JoinHandle<()> {
@@ -437,51 +407,6 @@ impl RedisStore {
             other => Err(StoreError::Backend(format!("script answered {other:?}"))),
         }
     }
-
-    async fn operator(&self, id: JobId, action: OperatorAction) -> StoreResult<Job> {
-        let control = self.channel("control");
-        let jobs = self.channel("jobs");
-        let job = self
-            .decide(id, |stored| {
-                let mut job = stored.job.clone();
-                let change = operator::decide(action, &job)
-                    .map_err(|illegal| StoreError::IllegalTransition { job: id, illegal })?;
-                let mut publish = Vec::new();
-                match change {
-                    Change::Move(status) => {
-                        job.status = status;
-                        if status == JobStatus::Queued {
-                            job.run_at = Utc::now();
-                            publish.push((jobs.clone(), job.queue.clone()));
-                        }
-                    }
-                    Change::Request {
-                        pause_requested,
-                        cancel_requested,
-                    } => {
-                        job.pause_requested = pause_requested;
-                        job.cancel_requested = cancel_requested;
-                        publish.push((control.clone(), id.to_string()));
-                    }
-                }
-                Ok(Decision::Write {
-                    job,
-                    settle: None,
-                    publish,
-                })
-            })
-            .await?;
-        Ok(job)
-    }
-}
-
-enum Decision {
-    Write {
-        job: Job,
-        settle: Option<Settle>,
-        publish: Vec<(String, String)>,
-    },
-    Done(Job),
 }
 
 fn as_str(value: &RValue) -> Option<String> {
@@ -595,7 +520,7 @@ fn opt_ms(t: Option<DateTime<Utc>>) -> String {
 }
 
 /// The hash fields a decision changes (times the store sets are '@now').
-fn changed_fields(old: &Job, new: &Job) -> Vec<(&'static str, String)> {
+fn changed_fields(old: &Job, new: &Job, now: DateTime<Utc>) -> Vec<(&'static str, String)> {
     let mut fields = vec![("updated_at", "@now".to_string())];
     if old.status != new.status {
         fields.push(("status", new.status.as_str().to_string()));
@@ -607,8 +532,9 @@ fn changed_fields(old: &Job, new: &Job) -> Vec<(&'static str, String)> {
         fields.push(("attempt", new.attempt.to_string()));
     }
     if old.run_at != new.run_at {
-        // Decisions put run_at at "now + delay"; use the server clock for it.
-        let delay = (new.run_at - Utc::now()).num_milliseconds().max(0);
+        // Decisions put run_at at "now + delay" by the clock they read; the script adds
+        // the delay to the server's clock as it writes.
+        let delay = (new.run_at - now).num_milliseconds().max(0);
         fields.push(("run_at", format!("@now+{delay}")));
     }
     if old.result != new.result {
@@ -648,7 +574,7 @@ fn changed_fields(old: &Job, new: &Job) -> Vec<(&'static str, String)> {
 }
 
 /// The index updates a status change needs: (op, key suffix, score, member).
-fn index_moves(old: &Job, new: &Job) -> Vec<[String; 4]> {
+fn index_moves(old: &Job, new: &Job, now: DateTime<Utc>) -> Vec<[String; 4]> {
     let id = new.id.to_string();
     let mut ops = Vec::new();
     let rank = |job: &Job| job.priority.rank();
@@ -665,7 +591,7 @@ fn index_moves(old: &Job, new: &Job) -> Vec<[String; 4]> {
     if new.status == JobStatus::Queued
         && (old.status != JobStatus::Queued || old.run_at != new.run_at)
     {
-        let delay = (new.run_at - Utc::now()).num_milliseconds().max(0);
+        let delay = (new.run_at - now).num_milliseconds().max(0);
         ops.push([
             "zadd".into(),
             format!("ready:{}", rank(new)),
@@ -770,36 +696,89 @@ fn created_job(
 }
 
 #[async_trait]
-impl Store for RedisStore {
-    fn backend(&self) -> &'static str {
-        "redis"
-    }
-
-    fn notifier(&self) -> Arc<dyn Notifier> {
-        self.listener.0.get_or_init(|| self.start_listener());
-        self.notifier.clone()
-    }
-
-    /// Redis needs no schema: this checks the server answers and warns when persistence is
-    /// off (without AOF a crash of Redis loses acknowledged jobs).
-    async fn migrate(&self) -> StoreResult<()> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
-        let aof: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("appendonly")
+impl Transact for RedisStore {
+    async fn load(&self, id: JobId) -> StoreResult<Loaded> {
+        let queue = self.queue_of(id).await?;
+        let ((secs, micros), fields): ((i64, i64), HashMap<String, String>) = redis::pipe()
+            .cmd("TIME")
+            .hgetall(format!("{}:job:{id}", self.base(&queue)))
             .query_async(&mut self.conn())
-            .await;
-        match aof {
-            Ok(reply) if reply.get(1).map(String::as_str) == Some("no") => tracing::warn!(
-                "Redis runs without AOF (appendonly no): a Redis crash can lose acknowledged \
-                 jobs. Run it with --appendonly yes --appendfsync everysec (or always)."
-            ),
-            Ok(_) => {}
-            Err(err) => tracing::debug!(error = %err, "cannot read Redis persistence settings"),
+            .await?;
+        if fields.is_empty() {
+            return Err(StoreError::NotFound(id));
         }
-        Ok(())
+        Ok(Loaded {
+            job: job_from_hash(&fields)?,
+            now: from_millis(secs * 1000 + micros / 1000),
+            hold: Hold::Version(fields.get("ver").cloned().unwrap_or_default()),
+        })
     }
 
+    async fn save(&self, loaded: Loaded, write: Write) -> StoreResult<Option<Job>> {
+        let Hold::Version(ver) = loaded.hold else {
+            return Err(StoreError::Backend(
+                "a Redis save needs the version it read".into(),
+            ));
+        };
+        let new = &write.job;
+        let publish = match write.wake {
+            Wake::Nobody => vec![],
+            Wake::Queue => vec![(self.channel("jobs"), new.queue.clone())],
+            Wake::Control => vec![(self.channel("control"), new.id.to_string())],
+        };
+        let old = Stored {
+            job: loaded.job,
+            ver,
+        };
+        let landed = self
+            .apply(&old, new, loaded.now, write.reason.as_ref(), &publish)
+            .await?;
+        match landed {
+            Some(()) => Ok(Some(self.read(new.id).await?.job)),
+            None => Ok(None),
+        }
+    }
+
+    /// Lease index entries of jobs no longer running (settled between a read of the index
+    /// and the script that settled them) are dropped here, so they are not listed again.
+    async fn expired_leases(&self, limit: usize) -> StoreResult<Vec<JobId>> {
+        let now = self.server_now().await?;
+        let mut expired = Vec::new();
+        for queue in self.queues_known().await? {
+            let left = limit.saturating_sub(expired.len());
+            if left == 0 {
+                break;
+            }
+            let leases = format!("{}:leases", self.base(&queue));
+            let ids: Vec<String> = self
+                .conn()
+                .zrangebyscore_limit(&leases, "-inf", format!("({now}"), 0, left as isize)
+                .await?;
+            if ids.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hget(format!("{}:job:{id}", self.base(&queue)), "status");
+            }
+            let statuses: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            let mut stale = Vec::new();
+            for (id, status) in ids.into_iter().zip(statuses) {
+                match (id.parse::<JobId>(), status.as_deref()) {
+                    (Ok(job), Some("running")) => expired.push(job),
+                    _ => stale.push(id),
+                }
+            }
+            if !stale.is_empty() {
+                let _: () = self.conn().zrem(&leases, stale).await?;
+            }
+        }
+        Ok(expired)
+    }
+}
+
+#[async_trait]
+impl JobStore for RedisStore {
     /// All or none within each queue; a batch spanning queues is one script per queue (a
     /// Redis Cluster cannot run one script across slots).
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
@@ -1123,6 +1102,49 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        // One script per queue (a script stays in its queue's slot); usually one in all.
+        let mut by_queue: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut answers = vec![Completed::Fenced; completions.len()];
+        for (i, c) in completions.iter().enumerate() {
+            if let Some(queue) = self.known_queue(c.fence.job).await? {
+                by_queue.entry(queue).or_default().push(i);
+            }
+        }
+        for (queue, indexes) in by_queue {
+            let mut invocation = scripts().complete.key(self.base(&queue));
+            invocation.arg(self.channel("events"));
+            for &i in &indexes {
+                let c = &completions[i];
+                invocation
+                    .arg(c.fence.job.to_string())
+                    .arg(c.fence.epoch.to_string())
+                    .arg(c.result.to_string());
+            }
+            let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
+            if reply.len() != indexes.len() {
+                return Err(StoreError::Backend(format!(
+                    "complete answered {} times for {} jobs",
+                    reply.len(),
+                    indexes.len()
+                )));
+            }
+            for (&i, answer) in indexes.iter().zip(&reply) {
+                if answer == "done" {
+                    answers[i] = Completed::Done;
+                    self.notifier.publish(Signal::Event {
+                        job: completions[i].fence.job,
+                        seq: 0,
+                    });
+                }
+            }
+        }
+        Ok(answers)
+    }
+}
+
+#[async_trait]
+impl RunLog for RedisStore {
     async fn checkpoint(
         &self,
         fence: Fence,
@@ -1385,196 +1407,10 @@ impl Store for RedisStore {
             _ => None,
         })
     }
+}
 
-    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
-        // One script per queue (a script stays in its queue's slot); usually one in all.
-        let mut by_queue: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut answers = vec![Completed::Fenced; completions.len()];
-        for (i, c) in completions.iter().enumerate() {
-            if let Some(queue) = self.known_queue(c.fence.job).await? {
-                by_queue.entry(queue).or_default().push(i);
-            }
-        }
-        for (queue, indexes) in by_queue {
-            let mut invocation = scripts().complete.key(self.base(&queue));
-            invocation.arg(self.channel("events"));
-            for &i in &indexes {
-                let c = &completions[i];
-                invocation
-                    .arg(c.fence.job.to_string())
-                    .arg(c.fence.epoch.to_string())
-                    .arg(c.result.to_string());
-            }
-            let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
-            if reply.len() != indexes.len() {
-                return Err(StoreError::Backend(format!(
-                    "complete answered {} times for {} jobs",
-                    reply.len(),
-                    indexes.len()
-                )));
-            }
-            for (&i, answer) in indexes.iter().zip(&reply) {
-                if answer == "done" {
-                    answers[i] = Completed::Done;
-                    self.notifier.publish(Signal::Event {
-                        job: completions[i].fence.job,
-                        seq: 0,
-                    });
-                }
-            }
-        }
-        Ok(answers)
-    }
-
-    async fn fail(
-        &self,
-        fence: Fence,
-        failure: JobFailure,
-        retry_in: Option<Duration>,
-    ) -> StoreResult<Job> {
-        let jobs = self.channel("jobs");
-        self.decide(fence.job, |stored| {
-            let job = &stored.job;
-            if job.lease_epoch != fence.epoch || job.status != JobStatus::Running {
-                return Err(StoreError::Fenced {
-                    job: fence.job,
-                    epoch: fence.epoch,
-                });
-            }
-            let mut new = job.clone();
-            new.status = operator::after_failure(job, retry_in.is_some());
-            let mut publish = Vec::new();
-            if new.status == JobStatus::Queued {
-                new.run_at = Utc::now()
-                    + chrono::Duration::from_std(retry_in.unwrap_or_default()).unwrap_or_default();
-                new.lease_owner = None;
-                publish.push((jobs.clone(), job.queue.clone()));
-            }
-            new.error = Some(failure.clone());
-            new.lease_expires_at = None;
-            Ok(Decision::Write {
-                job: new,
-                settle: None,
-                publish,
-            })
-        })
-        .await
-    }
-
-    async fn release(&self, fence: Fence, how: Release) -> StoreResult<Job> {
-        let settle = match how {
-            Release::Shutdown => Settle::Shutdown,
-            Release::Pause => Settle::Pause,
-            Release::Cancel => Settle::Cancel,
-        };
-        let wake = self.wake("");
-        self.decide(fence.job, |stored| {
-            let job = &stored.job;
-            if job.lease_epoch != fence.epoch || job.status != JobStatus::Running {
-                return Err(StoreError::Fenced {
-                    job: fence.job,
-                    epoch: fence.epoch,
-                });
-            }
-            let new = settle.apply(job, Utc::now());
-            let mut publish = Vec::new();
-            if new.status == JobStatus::Queued {
-                publish.push((wake.0.clone(), job.queue.clone()));
-            }
-            Ok(Decision::Write {
-                job: new,
-                settle: Some(settle),
-                publish,
-            })
-        })
-        .await
-    }
-
-    async fn pause(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Pause).await
-    }
-
-    async fn resume(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Resume).await
-    }
-
-    async fn cancel(&self, id: JobId) -> StoreResult<Job> {
-        self.operator(id, OperatorAction::Cancel).await
-    }
-
-    async fn reap_expired(&self, limit: usize) -> StoreResult<Vec<Reaped>> {
-        let now = self.server_now().await?;
-        let jobs_channel = self.channel("jobs");
-        let mut reaped = Vec::new();
-        for queue in self.queues_known().await? {
-            let left = limit.saturating_sub(reaped.len());
-            if left == 0 {
-                break;
-            }
-            let ids: Vec<String> = self
-                .conn()
-                .zrangebyscore_limit(
-                    format!("{}:leases", self.base(&queue)),
-                    "-inf",
-                    format!("({now}"),
-                    0,
-                    left as isize,
-                )
-                .await?;
-            for id in ids {
-                let Ok(id) = id.parse::<JobId>() else {
-                    continue;
-                };
-                let mut previous_owner = None;
-                let outcome = self
-                    .decide(id, |stored| {
-                        let job = &stored.job;
-                        let expired = job.status == JobStatus::Running
-                            && job.lease_expires_at.is_some_and(|t| to_millis(t) < now);
-                        if !expired {
-                            return Ok(Decision::Done(job.clone()));
-                        }
-                        previous_owner = job.lease_owner.clone();
-                        let new = Settle::LeaseExpired.apply(job, Utc::now());
-                        let mut publish = Vec::new();
-                        if new.status == JobStatus::Queued {
-                            publish.push((jobs_channel.clone(), job.queue.clone()));
-                        }
-                        Ok(Decision::Write {
-                            job: new,
-                            settle: Some(Settle::LeaseExpired),
-                            publish,
-                        })
-                    })
-                    .await;
-                match outcome {
-                    Ok(job) if job.status != JobStatus::Running => {
-                        if previous_owner.is_some() {
-                            reaped.push(Reaped {
-                                job: id,
-                                previous_owner: previous_owner.clone(),
-                                status: job.status,
-                            });
-                        } else {
-                            // Not running any more (settled meanwhile): drop the stale entry.
-                            let _: () = self
-                                .conn()
-                                .zrem(format!("{}:leases", self.base(&queue)), id.to_string())
-                                .await?;
-                        }
-                    }
-                    // Renewed meanwhile, or gone: nothing to take back.
-                    Ok(_) | Err(StoreError::NotFound(_)) => {}
-                    Err(err) => return Err(err),
-                }
-            }
-        }
-        if reaped.iter().any(|r| r.status == JobStatus::Queued) {
-            self.notifier.publish(Signal::JobsAvailable { queue: None });
-        }
-        Ok(reaped)
-    }
-
+#[async_trait]
+impl Maintenance for RedisStore {
     async fn prune(&self, retention: &Retention, limit: usize) -> StoreResult<u64> {
         let now = self.server_now().await?;
         let mut total = 0;
@@ -1685,7 +1521,10 @@ impl Store for RedisStore {
         }
         Ok(stats.finish(now))
     }
+}
 
+#[async_trait]
+impl Peers for RedisStore {
     async fn heartbeat_worker(&self, worker: &WorkerInfo) -> StoreResult<()> {
         let now = self.server_now().await?;
         let mut info = worker.clone();
@@ -1732,6 +1571,38 @@ impl Store for RedisStore {
         let current: Option<String> = self.conn().get(&key).await?;
         if current.as_deref() == Some(holder) {
             let _: () = self.conn().del(&key).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        self.listener.0.get_or_init(|| self.start_listener());
+        self.notifier.clone()
+    }
+
+    /// Redis needs no schema: this checks the server answers and warns when persistence is
+    /// off (without AOF a crash of Redis loses acknowledged jobs).
+    async fn migrate(&self) -> StoreResult<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        let aof: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut self.conn())
+            .await;
+        match aof {
+            Ok(reply) if reply.get(1).map(String::as_str) == Some("no") => tracing::warn!(
+                "Redis runs without AOF (appendonly no): a Redis crash can lose acknowledged \
+                 jobs. Run it with --appendonly yes --appendfsync everysec (or always)."
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::debug!(error = %err, "cannot read Redis persistence settings"),
         }
         Ok(())
     }

@@ -1,0 +1,144 @@
+//! The `Store` seam: how jobs are kept, leased, fenced and settled, split by concern the way
+//! Oban splits its engine, peer and plugins:
+//!
+//! - [`JobStore`] (`jobs.rs`): enqueue, read, claim, renew, complete, fail, release and the
+//!   operator's pause/resume/cancel;
+//! - [`RunLog`] (`runlog.rs`): what a run leaves behind: events, checkpoints, effects, artifacts;
+//! - [`Maintenance`] (`maintenance.rs`): reaping expired leases, retention, queue admin;
+//! - [`Peers`] (`peers.rs`): the worker registry and leadership.
+//!
+//! [`Store`] is all four plus the connection itself. Every backend (SQLite, PostgreSQL, Redis)
+//! implements them and passes the same conformance suite. Transitions that read a job, decide
+//! and write it back are written once, in [`crate::transitions`], on the two primitives of
+//! [`Transact`]; backends hand-tune only the hot paths.
+
+mod jobs;
+mod maintenance;
+mod peers;
+mod runlog;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::job::{InvalidJob, JobId, Priority};
+use crate::notifier::Notifier;
+use crate::status::IllegalTransition;
+
+pub use crate::transitions::{Loaded, Transact, Wake, Write};
+pub use jobs::*;
+pub use maintenance::*;
+pub use peers::*;
+pub use runlog::*;
+
+/// What can go wrong talking to a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    #[error("job {job}: {illegal}")]
+    IllegalTransition {
+        job: JobId,
+        illegal: IllegalTransition,
+    },
+    /// The write carried a lease epoch that is no longer the job's: another worker owns it now
+    /// (or the job left `running`). The writer must stop working on the job.
+    #[error("job {job}: lease epoch {epoch} is stale; the write was refused")]
+    Fenced { job: JobId, epoch: i64 },
+    #[error("idempotency_key `{key}` is already used by job {existing} with a different body")]
+    IdempotencyConflict { key: String, existing: JobId },
+    #[error("queue `{queue}` is full: it holds {max} unfinished jobs (queue.max_queue_size)")]
+    QueueFull { queue: String, max: u64 },
+    #[error(transparent)]
+    Invalid(#[from] InvalidJob),
+    /// The store could not be reached or the connection broke; retry with backoff.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// True when retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlx::Error::*;
+        match &err {
+            Io(_) | Tls(_) | PoolTimedOut | PoolClosed | WorkerCrashed | Protocol(_) => {
+                StoreError::Unavailable(err.to_string())
+            }
+            Database(db) => {
+                // SQLite busy/locked, PostgreSQL admin shutdown / cannot connect now /
+                // serialization failure: all pass if retried.
+                let code = db.code().unwrap_or_default();
+                let transient = matches!(
+                    code.as_ref(),
+                    "5" | "6" | "261" | "517" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+                ) || code.starts_with("08");
+                if transient {
+                    StoreError::Unavailable(err.to_string())
+                } else {
+                    StoreError::Backend(err.to_string())
+                }
+            }
+            _ => StoreError::Backend(err.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Options every backend honours.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Refuse enqueues to a queue holding this many unfinished jobs.
+    pub max_queue_size: Option<u64>,
+    /// `max_attempts` for jobs submitted without one (3 when unset).
+    pub max_attempts: Option<u32>,
+}
+
+impl StoreOptions {
+    pub fn default_max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(3).max(1)
+    }
+}
+
+/// Checks shared by every backend's claim: a sane limit.
+pub(crate) fn claim_limit(request: &ClaimRequest) -> i64 {
+    request.limit.min(10_000) as i64
+}
+
+/// Converts a `Duration` to stored milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The priority name of a stored rank (unknown ranks read as normal).
+pub(crate) fn priority_of(rank: i32) -> Priority {
+    Priority::from_rank(rank).unwrap_or_default()
+}
+/// The durable job store: the four concerns over one connection.
+///
+/// Promises every backend keeps (and the conformance suite checks):
+/// - a job returned by `enqueue` is durable;
+/// - at most one worker holds a job's lease at a time; each claim bumps `lease_epoch`, and
+///   every runner write carrying an older epoch is refused with [`StoreError::Fenced`];
+/// - claims take only due, queued jobs of unpaused queues, by priority, then `run_at`, then id;
+/// - every status change follows [`crate::status`] and appends a `status` event.
+#[async_trait]
+pub trait Store: JobStore + RunLog + Maintenance + Peers + 'static {
+    /// `sqlite`, `postgres` or `redis`.
+    fn backend(&self) -> &'static str;
+
+    /// Where wake-ups and control requests arrive.
+    fn notifier(&self) -> Arc<dyn Notifier>;
+
+    /// Applies pending migrations; safe to call from many processes at once.
+    async fn migrate(&self) -> StoreResult<()>;
+}
