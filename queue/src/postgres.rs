@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,10 +17,10 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Executor, Row};
-use tokio::task::JoinHandle;
 
 use crate::job::{from_millis, to_millis, Job, JobId, NewJob};
 use crate::migrate;
+use crate::notifier::listen::{Channels, ListenerTask, Transport};
 use crate::notifier::{LocalNotifier, Notifier, Signal};
 use crate::operator::Settle;
 use crate::queue_stats::QueueStatsBuilder;
@@ -39,14 +39,32 @@ pub struct PgStore {
     options: StoreOptions,
 }
 
-/// The LISTEN task, started on first use and stopped with the last clone of the store.
-#[derive(Default)]
-struct ListenerTask(OnceLock<JoinHandle<()>>);
+/// The LISTEN/NOTIFY transport of the shared listen loop ([`crate::notifier::listen`]).
+struct PgTransport(PgPool);
 
-impl Drop for ListenerTask {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.get() {
-            handle.abort();
+#[async_trait]
+impl Transport for PgTransport {
+    type Subscription = PgListener;
+
+    async fn subscribe(&self, channels: &Channels) -> Result<PgListener, String> {
+        let mut listener = PgListener::connect_with(&self.0)
+            .await
+            .map_err(|e| e.to_string())?;
+        listener
+            .listen_all(channels.all())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(listener)
+    }
+
+    async fn next(listener: &mut PgListener) -> Result<Option<(String, String)>, String> {
+        match listener.try_recv().await {
+            Ok(Some(note)) => Ok(Some((
+                note.channel().to_string(),
+                note.payload().to_string(),
+            ))),
+            Ok(None) => Ok(None),
+            Err(err) => Err(err.to_string()),
         }
     }
 }
@@ -116,74 +134,6 @@ impl PgStore {
     /// The underlying pool (for tests and tools that inspect the tables).
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    fn start_listener(&self) -> JoinHandle<()> {
-        let pool = self.pool.clone();
-        let notifier = self.notifier.clone();
-        let jobs = channel(&self.schema, "jobs");
-        let control = channel(&self.schema, "control");
-        let events = channel(&self.schema, "events");
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                let mut listener = match PgListener::connect_with(&pool).await {
-                    Ok(listener) => listener,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "LISTEN connection failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                };
-                if let Err(err) = listener
-                    .listen_all([jobs.as_str(), control.as_str(), events.as_str()])
-                    .await
-                {
-                    tracing::warn!(error = %err, "LISTEN failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-                backoff = Duration::from_millis(50);
-                // Anything sent while we were not listening is lost: make everyone look.
-                notifier.publish(Signal::JobsAvailable { queue: None });
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(note)) if note.channel() == jobs => {
-                            notifier.publish(Signal::JobsAvailable {
-                                queue: Some(note.payload().to_string()),
-                            })
-                        }
-                        Ok(Some(note)) if note.channel() == events => {
-                            // `job:seq[,job:seq…]`, one entry per job a statement wrote to.
-                            for entry in note.payload().split(',') {
-                                let parsed = entry.split_once(':').and_then(|(job, seq)| {
-                                    Some((job.parse().ok()?, seq.parse().ok()?))
-                                });
-                                if let Some((job, seq)) = parsed {
-                                    notifier.publish(Signal::Event { job, seq });
-                                }
-                            }
-                        }
-                        Ok(Some(note)) => {
-                            if let Ok(job) = note.payload().parse() {
-                                notifier.publish(Signal::Control { job });
-                            }
-                        }
-                        Ok(None) => {
-                            tracing::warn!("LISTEN connection lost; reconnecting");
-                            break;
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "LISTEN failed; reconnecting");
-                            tokio::time::sleep(backoff).await;
-                            break;
-                        }
-                    }
-                }
-            }
-        })
     }
 
     async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> StoreResult<()> {
@@ -1155,7 +1105,11 @@ impl Store for PgStore {
     }
 
     fn notifier(&self) -> Arc<dyn Notifier> {
-        self.listener.0.get_or_init(|| self.start_listener());
+        self.listener.start(
+            || PgTransport(self.pool.clone()),
+            || Channels::named(|name| channel(&self.schema, name)),
+            &self.notifier,
+        );
         self.notifier.clone()
     }
 

@@ -21,11 +21,11 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value as RValue};
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 use crate::job::{
     from_millis, to_millis, Job, JobFailure, JobId, NewJob, Priority, Timeouts, DEFAULT_QUEUE,
 };
+use crate::notifier::listen::{Channels, ListenerTask, Transport};
 use crate::notifier::{LocalNotifier, Notifier, Signal};
 use crate::operator::Settle;
 use crate::row::status_event;
@@ -101,14 +101,28 @@ pub struct RedisStore {
     queue_of: Arc<Mutex<HashMap<JobId, String>>>,
 }
 
-#[derive(Default)]
-struct ListenerTask(OnceLock<JoinHandle<()>>);
+/// The SUBSCRIBE transport of the shared listen loop ([`crate::notifier::listen`]).
+struct RedisTransport(redis::Client);
 
-impl Drop for ListenerTask {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.get() {
-            handle.abort();
-        }
+#[async_trait]
+impl Transport for RedisTransport {
+    type Subscription = redis::aio::PubSubStream;
+
+    async fn subscribe(&self, channels: &Channels) -> Result<Self::Subscription, String> {
+        let mut pubsub = self.0.get_async_pubsub().await.map_err(|e| e.to_string())?;
+        pubsub
+            .subscribe(&channels.all())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(pubsub.into_on_message())
+    }
+
+    async fn next(messages: &mut Self::Subscription) -> Result<Option<(String, String)>, String> {
+        use futures_util::StreamExt;
+        Ok(messages.next().await.map(|message| {
+            let payload: String = message.get_payload().unwrap_or_default();
+            (message.get_channel_name().to_string(), payload)
+        }))
     }
 }
 
@@ -321,60 +335,6 @@ impl RedisStore {
             Some("missing") => Err(StoreError::NotFound(new.id)),
             other => Err(StoreError::Backend(format!("apply answered {other:?}"))),
         }
-    }
-
-    fn start_listener(&self) -> JoinHandle<()> {
-        let client = self.client.clone();
-        let notifier = self.notifier.clone();
-        let jobs = self.channel("jobs");
-        let control = self.channel("control");
-        let events = self.channel("events");
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                let mut pubsub = match client.get_async_pubsub().await {
-                    Ok(pubsub) => pubsub,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "Redis SUBSCRIBE connection failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                };
-                if let Err(err) = pubsub.subscribe(&[&jobs, &control, &events]).await {
-                    tracing::warn!(error = %err, "Redis SUBSCRIBE failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-                backoff = Duration::from_millis(50);
-                notifier.publish(Signal::JobsAvailable { queue: None });
-                let mut messages = pubsub.on_message();
-                use futures_util::StreamExt;
-                while let Some(message) = messages.next().await {
-                    let payload: String = message.get_payload().unwrap_or_default();
-                    let channel = message.get_channel_name();
-                    if channel == jobs {
-                        notifier.publish(Signal::JobsAvailable {
-                            queue: Some(payload),
-                        });
-                    } else if channel == control {
-                        if let Ok(job) = payload.parse() {
-                            notifier.publish(Signal::Control { job });
-                        }
-                    } else {
-                        // `job:seq[,job:seq…]`: a batch script announces many jobs at once.
-                        for entry in payload.split(',') {
-                            if let Some((job, seq)) = entry.split_once(':') {
-                                if let (Ok(job), Ok(seq)) = (job.parse(), seq.parse()) {
-                                    notifier.publish(Signal::Event { job, seq });
-                                }
-                            }
-                        }
-                    }
-                }
-                tracing::warn!("Redis SUBSCRIBE connection lost; reconnecting");
-            }
-        })
     }
 
     async fn server_now(&self) -> StoreResult<i64> {
@@ -1583,7 +1543,11 @@ impl Store for RedisStore {
     }
 
     fn notifier(&self) -> Arc<dyn Notifier> {
-        self.listener.0.get_or_init(|| self.start_listener());
+        self.listener.start(
+            || RedisTransport(self.client.clone()),
+            || Channels::named(|name| self.channel(name)),
+            &self.notifier,
+        );
         self.notifier.clone()
     }
 

@@ -54,3 +54,5 @@ impl Notifier for LocalNotifier {
         self.sender.subscribe()
     }
 }
+
+pub(crate) mod listen;
