@@ -552,7 +552,7 @@ impl JobStore for PgStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
-        let limit = filter.limit.clamp(1, 1000);
+        let limit = filter.page_size();
         let rows = sqlx::query(
             "SELECT * FROM jobs WHERE ($1::text IS NULL OR status = $1) \
              AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR created_by = $3) \
@@ -565,17 +565,11 @@ impl JobStore for PgStore {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut jobs = rows
+        let jobs = rows
             .iter()
             .map(|r| job_from_row!(r))
             .collect::<StoreResult<Vec<_>>>()?;
-        let next = if jobs.len() > limit {
-            jobs.truncate(limit);
-            jobs.last().map(|j| j.id)
-        } else {
-            None
-        };
-        Ok(JobPage { jobs, next })
+        Ok(JobPage::from_newest(jobs, limit))
     }
 
     async fn claim(&self, request: &ClaimRequest) -> StoreResult<Vec<Lease>> {

@@ -541,7 +541,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
-        let limit = filter.limit.clamp(1, 1000);
+        let limit = filter.page_size();
         let rows = sqlx::query(
             "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) \
              AND (?3 IS NULL OR created_by = ?3) AND (?4 IS NULL OR id < ?4) \
@@ -554,17 +554,11 @@ impl JobStore for SqliteStore {
         .bind(limit as i64 + 1)
         .fetch_all(&self.reader)
         .await?;
-        let mut jobs = rows
+        let jobs = rows
             .iter()
             .map(|r| job_from_row!(r))
             .collect::<StoreResult<Vec<_>>>()?;
-        let next = if jobs.len() > limit {
-            jobs.truncate(limit);
-            jobs.last().map(|j| j.id)
-        } else {
-            None
-        };
-        Ok(JobPage { jobs, next })
+        Ok(JobPage::from_newest(jobs, limit))
     }
 
     async fn claim(&self, request: &ClaimRequest) -> StoreResult<Vec<Lease>> {

@@ -901,7 +901,7 @@ impl JobStore for RedisStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
-        let limit = filter.limit.clamp(1, 1000);
+        let limit = filter.page_size();
         let index = match filter.status {
             Some(status) => format!("status:{status}"),
             None => "all".to_string(),
@@ -946,15 +946,7 @@ impl JobStore for RedisStore {
             }
         }
         candidates.sort_by_key(|job| std::cmp::Reverse(job.id));
-        let more = candidates.len() > limit;
-        candidates.truncate(limit);
-        let jobs = candidates;
-        let next = if more {
-            jobs.last().map(|j| j.id)
-        } else {
-            None
-        };
-        Ok(JobPage { jobs, next })
+        Ok(JobPage::from_newest(candidates, limit))
     }
 
     async fn claim(&self, request: &ClaimRequest) -> StoreResult<Vec<Lease>> {

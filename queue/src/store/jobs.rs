@@ -134,6 +134,27 @@ pub struct JobPage {
     pub next: Option<JobId>,
 }
 
+impl JobFilter {
+    /// The page size a list honours: `limit`, between 1 and 1,000.
+    pub fn page_size(&self) -> usize {
+        self.limit.clamp(1, 1000)
+    }
+}
+
+impl JobPage {
+    /// The page made of `jobs`, read newest first with one more than `limit` where there
+    /// were enough: the extra job only says that a next page exists.
+    pub fn from_newest(mut jobs: Vec<Job>, limit: usize) -> JobPage {
+        let next = if jobs.len() > limit {
+            jobs.truncate(limit);
+            jobs.last().map(|j| j.id)
+        } else {
+            None
+        };
+        JobPage { jobs, next }
+    }
+}
+
 /// Jobs and their leases.
 ///
 /// The transitions that read a job, decide and write it back (`fail`, `release`, `pause`,
