@@ -1,13 +1,12 @@
-//! drover's workers: the pool that leases and runs jobs, leases and heartbeats, the lease
-//! reaper, retries, and the job kinds.
+//! drover's workers: the pool that leases and runs jobs, leases and heartbeats, the
+//! maintenance plugins (lease reaper, pruner), retries, and the job kinds.
 
 pub mod context;
 pub mod graph;
 pub mod kind;
 pub mod kinds;
+pub mod maintenance;
 pub mod pool;
-pub mod pruner;
-pub mod reaper;
 pub mod retry;
 
 mod completer;

@@ -20,8 +20,7 @@ use crate::completer::Completer;
 use crate::context::{Control, Interrupt, RunSettings};
 use crate::heartbeat::{Heartbeat, Running, RunningJobs};
 use crate::kind::Registry;
-use crate::pruner::Pruner;
-use crate::reaper::Reaper;
+use crate::maintenance::{self, pruner::Pruner, reaper::Reaper};
 use crate::retry::store_call;
 use crate::runner::{self, Outcome, RunnerEnv};
 
@@ -225,21 +224,27 @@ impl Pool {
         background.spawn(heartbeat.run(background_stop.clone()));
         if options.reaper {
             let reaper = Reaper {
-                store: self.store.clone(),
-                holder: options.worker_id.clone(),
                 interval: (options.lease_ttl / 4)
                     .clamp(Duration::from_millis(100), Duration::from_secs(5)),
             };
-            background.spawn(reaper.run(background_stop.clone()));
+            background.spawn(maintenance::run(
+                reaper,
+                self.store.clone(),
+                options.worker_id.clone(),
+                background_stop.clone(),
+            ));
         }
         if let Some(retention) = options.retention {
             let pruner = Pruner {
-                store: self.store.clone(),
-                holder: options.worker_id.clone(),
                 interval: options.prune_interval,
                 retention,
             };
-            background.spawn(pruner.run(background_stop));
+            background.spawn(maintenance::run(
+                pruner,
+                self.store.clone(),
+                options.worker_id.clone(),
+                background_stop,
+            ));
         }
         tracing::info!(worker_id = %options.worker_id, slots = options.slots,
             backend = self.store.backend(), "worker started");
