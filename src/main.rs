@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod config;
 mod follow;
 mod jobs;
 mod run;

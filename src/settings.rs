@@ -1,12 +1,12 @@
-//! The binary's settings: the config file and environment (see `drover_worker::config`),
+//! The binary's settings: the config file and environment (see `crate::config`),
 //! with command-line flags on top, turned into a store and worker options.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::config::Config;
 use anyhow::Context as _;
 use drover_queue::{Store, StoreOptions};
-use drover_worker::config::Config;
 use drover_worker::retry::store_call;
 use drover_worker::{RunSettings, WorkerOptions};
 

@@ -16,4 +16,3 @@ mod runner;
 pub use context::{Interrupt, JobContext, RunSettings};
 pub use kind::{JobError, Kind, Registry};
 pub use pool::{start, Stopper, WorkerHandle, WorkerOptions};
-pub mod config;

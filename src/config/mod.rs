@@ -1,0 +1,364 @@
+//! drover's configuration: one optional YAML file (`drover.yaml`) overlaid by `DROVER_*`
+//! environment variables, which win.
+//!
+//! [`Config::load`] reads both, deserializes the merged tree and runs [`Config::validate`];
+//! whatever is wrong is refused with a [`ConfigError`] that names the offending key
+//! (`workers.pool_size`) and, when the value came from the environment, the variable
+//! (`DROVER_WORKERS__POOL_SIZE`).
+//!
+//! An environment variable is a config key when its name starts with `DROVER_` and contains
+//! `__`: `DROVER_<SECTION>__<KEY>`, lowercased, so `DROVER_QUEUE__MAX_RETRIES=5` sets
+//! `queue.max_retries`. Other `DROVER_*` variables (say `DROVER_CONFIG`) are left alone.
+
+mod durations;
+mod load;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use durations::{duration, option_duration};
+
+/// The file [`Config::load`] reads when it is given no path and the file exists.
+pub const DEFAULT_PATH: &str = "drover.yaml";
+
+/// Prefix of the environment variables that set config keys.
+pub const ENV_PREFIX: &str = "DROVER_";
+
+/// Separator between section and key in an environment variable name.
+const ENV_SEPARATOR: &str = "__";
+
+/// Keys whose environment value is taken verbatim rather than parsed as YAML, so that a
+/// token like `0123` or `yes` stays the string it was written as.
+const VERBATIM_ENV_KEYS: &[&str] = &["queue.url", "api.bind", "api.token"];
+
+/// Keys holding lists, which the environment may also give comma-separated
+/// (`DROVER_WORKERS__QUEUES=default,emails`) besides YAML flow style (`[default, emails]`).
+const LIST_ENV_KEYS: &[&str] = &["workers.queues"];
+
+/// Store URL schemes drover has a backend for.
+const STORE_SCHEMES: &[&str] = &["sqlite:", "postgres://", "postgresql://", "redis://"];
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read (for an explicitly given path, also when missing).
+    #[error("cannot read config file `{}`: {source}", .path.display())]
+    Read {
+        /// The file that was to be read.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The config file is not well-formed YAML.
+    #[error("config file `{}` is not valid YAML: {source}", .path.display())]
+    Parse {
+        /// The file that was read.
+        path: PathBuf,
+        /// The parser's complaint, with line and column.
+        source: serde_yaml::Error,
+    },
+    /// A key is unknown, has the wrong type, or holds a value drover refuses.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// Dotted path of the key (`workers.pool_size`), or the environment variable's name
+        /// when the name itself is malformed.
+        key: String,
+        /// What is wrong; starts with `set by DROVER_…:` when the value came from the
+        /// environment.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// drover's whole configuration; every section and key is optional and defaults as
+/// documented on its field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The worker pool: its size, leases and heartbeats.
+    pub workers: Workers,
+    /// The store and the retry policy of jobs.
+    pub queue: QueueSection,
+    /// Checkpoints of running jobs.
+    pub persistence: Persistence,
+    /// Global concurrency and rate limits.
+    pub limits: Limits,
+    /// Timeouts applied when a job kind sets none.
+    pub timeouts: TimeoutDefaults,
+    /// How long finished jobs and their events are kept before pruning.
+    pub retention: Retention,
+    /// The HTTP API.
+    pub api: Api,
+}
+
+/// The `workers` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workers {
+    /// Jobs one worker process runs at once (its slots); at least 1. Default 8.
+    pub pool_size: u32,
+    /// Leased jobs a worker may hold waiting for a free slot, so one claim takes a batch.
+    /// Raises the throughput of short jobs; in a fleet it holds those jobs back from idle
+    /// workers meanwhile. Default 0: claim only for free slots.
+    pub prefetch: u32,
+    /// After this many jobs a worker process stops claiming and exits cleanly, to be
+    /// replaced; `None` (the default) means never.
+    pub max_jobs_per_worker: Option<u64>,
+    /// How often a worker renews the lease of the job it runs; must be shorter than
+    /// `lease_ttl`. Default 5s.
+    #[serde(with = "duration")]
+    pub heartbeat_interval: Duration,
+    /// How long a lease lives without a heartbeat before the job is taken back. Default 30s.
+    #[serde(with = "duration")]
+    pub lease_ttl: Duration,
+    /// How long a stopping worker waits for its job to reach a safe point. Default 30s.
+    #[serde(with = "duration")]
+    pub graceful_shutdown: Duration,
+    /// How often an idle worker polls the store when no notification arrives. Default 1s.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Queues this pool claims from; empty (the default) means all queues.
+    pub queues: Vec<String>,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Self {
+            pool_size: 8,
+            prefetch: 0,
+            max_jobs_per_worker: None,
+            heartbeat_interval: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+            graceful_shutdown: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            queues: Vec::new(),
+        }
+    }
+}
+
+/// The `queue` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSection {
+    /// Store URL: `sqlite:…`, `postgres://…`, `postgresql://…` or `redis://…`.
+    /// Default `sqlite://drover-data/drover.db`.
+    pub url: String,
+    /// Default `max_attempts` of a job whose kind sets none. Default 3.
+    pub max_retries: u32,
+    /// Base delay of the exponential backoff between attempts. Default 1s.
+    #[serde(with = "duration")]
+    pub retry_delay: Duration,
+    /// Upper bound of the backoff delay. Default 5m.
+    #[serde(with = "duration")]
+    pub max_retry_delay: Duration,
+    /// Number of priority levels; only 3 (high, normal, low) is supported. Default 3.
+    pub priority_levels: u32,
+    /// Refuse new jobs once this many are pending; `None` (the default) means no bound.
+    pub max_queue_size: Option<u64>,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://drover-data/drover.db".to_owned(),
+            max_retries: 3,
+            retry_delay: Duration::from_secs(1),
+            max_retry_delay: Duration::from_secs(5 * 60),
+            priority_levels: 3,
+            max_queue_size: None,
+        }
+    }
+}
+
+/// The `persistence` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Persistence {
+    /// Checkpoint a running job at least this often; `None` (the default) leaves it to the
+    /// job's own safe points.
+    #[serde(with = "option_duration")]
+    pub checkpoint_interval: Option<Duration>,
+    /// Checkpoints kept per job, newest first; at least 1. Default 10.
+    pub max_checkpoints: u32,
+    /// Whether large checkpoints are compressed. Default true.
+    pub compression: bool,
+    /// Checkpoints smaller than this many bytes are stored uncompressed. Default 4096.
+    pub compression_threshold: u64,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: None,
+            max_checkpoints: 10,
+            compression: true,
+            compression_threshold: 4096,
+        }
+    }
+}
+
+/// The `limits` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Jobs running at once across the pool; `None` (the default) means one per worker.
+    pub max_concurrent_jobs: Option<u32>,
+    /// Headroom kept below an upstream rate limit, in percent. Default 10.
+    pub rate_limit_buffer: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_jobs: None,
+            rate_limit_buffer: 10,
+        }
+    }
+}
+
+/// The `timeouts` section: defaults for jobs and steps that set none themselves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutDefaults {
+    /// Wall-clock limit of a whole job; `None` (the default) means none.
+    #[serde(with = "option_duration")]
+    pub job_timeout: Option<Duration>,
+    /// Limit of one step; `None` means none. Default 300s.
+    #[serde(with = "option_duration")]
+    pub step_timeout: Option<Duration>,
+    /// Limit of one API request. Default 30s.
+    #[serde(with = "duration")]
+    pub api_timeout: Duration,
+}
+
+impl Default for TimeoutDefaults {
+    fn default() -> Self {
+        Self {
+            job_timeout: None,
+            step_timeout: Some(Duration::from_secs(300)),
+            api_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The `retention` section: how long finished jobs and their events are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Completed jobs. Default 3 days.
+    #[serde(with = "duration")]
+    pub completed: Duration,
+    /// Failed jobs. Default 30 days.
+    #[serde(with = "duration")]
+    pub failed: Duration,
+    /// Cancelled jobs. Default 30 days.
+    #[serde(with = "duration")]
+    pub cancelled: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            completed: DAY * 3,
+            failed: DAY * 30,
+            cancelled: DAY * 30,
+        }
+    }
+}
+
+/// The `api` section. Its `Debug` shows whether a token is set, never the token.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Api {
+    /// Address the HTTP API listens on. Default `127.0.0.1:8080`.
+    pub bind: String,
+    /// Bearer token every request must carry; `None` (the default) means no auth.
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes. Default 1 MiB.
+    pub max_body_bytes: u64,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".to_owned(),
+            token: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Checks what types alone cannot: `workers.pool_size >= 1`,
+    /// `workers.heartbeat_interval < workers.lease_ttl`, `queue.priority_levels == 3`,
+    /// `persistence.max_checkpoints >= 1` and a `queue.url` scheme drover has a store for.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers.pool_size == 0 {
+            return Err(invalid("workers.pool_size", "must be at least 1"));
+        }
+        if self.workers.heartbeat_interval >= self.workers.lease_ttl {
+            // A lease that can expire between two heartbeats would be taken back from a
+            // healthy worker.
+            return Err(invalid(
+                "workers.heartbeat_interval",
+                format!(
+                    "must be shorter than `workers.lease_ttl` ({} is not shorter than {})",
+                    humantime::format_duration(self.workers.heartbeat_interval),
+                    humantime::format_duration(self.workers.lease_ttl),
+                ),
+            ));
+        }
+        if self.queue.priority_levels != 3 {
+            return Err(invalid(
+                "queue.priority_levels",
+                format!(
+                    "only 3 priority levels (high, normal, low) are supported, got {}",
+                    self.queue.priority_levels
+                ),
+            ));
+        }
+        if self.persistence.max_checkpoints == 0 {
+            return Err(invalid("persistence.max_checkpoints", "must be at least 1"));
+        }
+        let url = &self.queue.url;
+        if !STORE_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+            // Name only the scheme: the rest of a store URL may hold a password.
+            let found = match url.split_once(':') {
+                Some((scheme, _)) => format!("scheme `{scheme}`"),
+                None => "no scheme".to_owned(),
+            };
+            return Err(invalid(
+                "queue.url",
+                format!(
+                    "unsupported store URL with {found} (expected one of {})",
+                    STORE_SCHEMES.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

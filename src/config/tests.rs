@@ -1,0 +1,244 @@
+use std::io::Write;
+
+use super::*;
+
+fn file(yaml: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("create temp file");
+    file.write_all(yaml.as_bytes()).expect("write temp file");
+    file
+}
+
+fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let file = file(yaml);
+    Config::load(Some(file.path()), env(vars))
+}
+
+fn invalid_key(result: Result<Config, ConfigError>) -> (String, String) {
+    match result {
+        Err(ConfigError::Invalid { key, message }) => (key, message),
+        other => panic!("expected an invalid key, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults() {
+    let config = Config::default();
+    assert_eq!(config.workers.pool_size, 8);
+    assert_eq!(config.workers.max_jobs_per_worker, None);
+    assert_eq!(config.workers.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(config.workers.lease_ttl, Duration::from_secs(30));
+    assert!(config.workers.queues.is_empty());
+    assert_eq!(config.queue.url, "sqlite://drover-data/drover.db");
+    assert_eq!(config.queue.max_retries, 3);
+    assert_eq!(config.queue.max_retry_delay, Duration::from_secs(300));
+    assert_eq!(config.queue.priority_levels, 3);
+    assert_eq!(config.persistence.max_checkpoints, 10);
+    assert!(config.persistence.compression);
+    assert_eq!(config.limits.rate_limit_buffer, 10);
+    assert_eq!(config.timeouts.step_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(config.retention.completed, Duration::from_secs(3 * 86_400));
+    assert_eq!(config.retention.failed, Duration::from_secs(30 * 86_400));
+    assert_eq!(config.api.bind, "127.0.0.1:8080");
+    assert_eq!(config.api.max_body_bytes, 1_048_576);
+    assert!(config.validate().is_ok());
+    // An empty file and no environment give the same.
+    assert_eq!(load("", &[]).expect("empty file loads"), config);
+}
+
+#[test]
+fn defaults_round_trip_through_yaml() {
+    let yaml = serde_yaml::to_string(&Config::default()).expect("serialize");
+    assert!(yaml.contains("heartbeat_interval: 5s"), "{yaml}");
+    assert!(yaml.contains("completed: 3days"), "{yaml}");
+    assert_eq!(load(&yaml, &[]).expect("reload"), Config::default());
+}
+
+#[test]
+fn partial_yaml_keeps_other_defaults() {
+    let config = load(
+        "workers:\n  pool_size: 2\napi:\n  token: secret\nlimits:\n",
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(config.workers.pool_size, 2);
+    assert_eq!(config.workers.lease_ttl, Duration::from_secs(30));
+    assert_eq!(config.api.token.as_deref(), Some("secret"));
+    assert_eq!(config.api.bind, "127.0.0.1:8080");
+    assert_eq!(config.queue, QueueSection::default());
+    assert_eq!(config.limits, Limits::default());
+}
+
+#[test]
+fn debug_output_never_shows_the_token() {
+    let config = load("api:\n  token: hunter2-secret\n", &[]).expect("loads");
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hunter2-secret"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
+
+#[test]
+fn durations_as_numbers_and_strings() {
+    let config = load(
+        "workers:\n  heartbeat_interval: 2\n  lease_ttl: 1m 30s\n  poll_interval: 0.25\n\
+         retention:\n  completed: 3days\n\
+         persistence:\n  checkpoint_interval: 45s\n\
+         timeouts:\n  step_timeout: null\n  job_timeout: 3600\n",
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(config.workers.heartbeat_interval, Duration::from_secs(2));
+    assert_eq!(config.workers.lease_ttl, Duration::from_secs(90));
+    assert_eq!(config.workers.poll_interval, Duration::from_millis(250));
+    assert_eq!(config.retention.completed, Duration::from_secs(3 * 86_400));
+    assert_eq!(
+        config.persistence.checkpoint_interval,
+        Some(Duration::from_secs(45))
+    );
+    assert_eq!(config.timeouts.step_timeout, None);
+    assert_eq!(config.timeouts.job_timeout, Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn bad_durations_are_named() {
+    let (key, message) = invalid_key(load("queue:\n  retry_delay: soon\n", &[]));
+    assert_eq!(key, "queue.retry_delay");
+    assert!(message.contains("invalid duration \"soon\""), "{message}");
+    let (key, message) = invalid_key(load("workers:\n  poll_interval: -1\n", &[]));
+    assert_eq!(key, "workers.poll_interval");
+    assert!(message.contains("negative"), "{message}");
+}
+
+#[test]
+fn unknown_key_in_file_is_named() {
+    let err = load("workers:\n  pool_sise: 4\n", &[]).expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("`workers.pool_sise`"), "{text}");
+    assert!(text.contains("pool_size"), "{text}");
+    let (key, _) = invalid_key(load("wrokers:\n  pool_size: 4\n", &[]));
+    assert_eq!(key, "wrokers");
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let (key, message) = invalid_key(load("workers:\n  pool_size: x\n", &[]));
+    assert_eq!(key, "workers.pool_size");
+    assert!(message.contains("invalid type: string \"x\""), "{message}");
+    let (key, _) = invalid_key(load("workers:\n  queues: [a, [b]]\n", &[]));
+    assert_eq!(key, "workers.queues[1]");
+}
+
+#[test]
+fn malformed_yaml_names_the_file() {
+    let file = file("workers: [\n");
+    let err = Config::load(Some(file.path()), env(&[])).expect_err("refused");
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains(&file.path().display().to_string()));
+}
+
+#[test]
+fn env_wins_over_file() {
+    let config = load(
+        "workers:\n  pool_size: 2\nqueue:\n  url: sqlite://a.db\n",
+        &[
+            ("DROVER_WORKERS__POOL_SIZE", "4"),
+            ("DROVER_WORKERS__LEASE_TTL", "1m"),
+            ("DROVER_WORKERS__MAX_JOBS_PER_WORKER", "100"),
+            ("DROVER_WORKERS__QUEUES", "default, emails"),
+            ("DROVER_PERSISTENCE__COMPRESSION", "false"),
+            ("DROVER_QUEUE__URL", "postgres://drover@db/drover"),
+            ("DROVER_API__TOKEN", "0123"),
+            ("DROVER_TIMEOUTS__STEP_TIMEOUT", ""),
+            ("DROVER_CONFIG", "ignored.yaml"),
+            ("HOME", "/root"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(config.workers.pool_size, 4);
+    assert_eq!(config.workers.lease_ttl, Duration::from_secs(60));
+    assert_eq!(config.workers.max_jobs_per_worker, Some(100));
+    assert_eq!(config.workers.queues, ["default", "emails"]);
+    assert!(!config.persistence.compression);
+    assert_eq!(config.queue.url, "postgres://drover@db/drover");
+    assert_eq!(config.api.token.as_deref(), Some("0123"));
+    assert_eq!(config.timeouts.step_timeout, None);
+}
+
+#[test]
+fn env_unknown_key_or_section_is_named() {
+    let (key, message) = invalid_key(load("", &[("DROVER_WORKERS__POOL_SISE", "4")]));
+    assert_eq!(key, "workers.pool_sise");
+    assert!(
+        message.starts_with("set by DROVER_WORKERS__POOL_SISE:"),
+        "{message}"
+    );
+    assert!(message.contains("pool_size"), "{message}");
+
+    let (key, message) = invalid_key(load("", &[("DROVER_WROKERS__POOL_SIZE", "4")]));
+    assert_eq!(key, "wrokers.pool_size");
+    assert!(message.contains("DROVER_WROKERS__POOL_SIZE"), "{message}");
+
+    let (key, _) = invalid_key(load("", &[("DROVER_WORKERS__POOL__SIZE", "4")]));
+    assert_eq!(key, "DROVER_WORKERS__POOL__SIZE");
+}
+
+#[test]
+fn env_wrong_type_names_variable_and_key() {
+    let err = load("", &[("DROVER_WORKERS__POOL_SIZE", "x")]).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "config key `workers.pool_size`: set by DROVER_WORKERS__POOL_SIZE: \
+         invalid type: string \"x\", expected u32"
+    );
+}
+
+#[test]
+fn heartbeat_must_be_shorter_than_lease() {
+    let err = load("workers:\n  heartbeat_interval: 30s\n", &[]).expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("workers.heartbeat_interval"), "{text}");
+    assert!(text.contains("workers.lease_ttl"), "{text}");
+}
+
+#[test]
+fn validation_names_the_key() {
+    let cases = [
+        ("workers:\n  pool_size: 0\n", "workers.pool_size"),
+        ("queue:\n  priority_levels: 5\n", "queue.priority_levels"),
+        (
+            "persistence:\n  max_checkpoints: 0\n",
+            "persistence.max_checkpoints",
+        ),
+        ("queue:\n  url: mysql://root:hunter2@db\n", "queue.url"),
+    ];
+    for (yaml, expected) in cases {
+        let (key, message) = invalid_key(load(yaml, &[]));
+        assert_eq!(key, expected, "{yaml}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+    for url in [
+        "sqlite::memory:",
+        "postgresql://db/drover",
+        "redis://cache:6379",
+    ] {
+        let config = load("", &[("DROVER_QUEUE__URL", url)]).expect(url);
+        assert_eq!(config.queue.url, url);
+    }
+}
+
+#[test]
+fn missing_explicit_file_names_the_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("nope.yaml");
+    let err = Config::load(Some(&path), env(&[])).expect_err("refused");
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
