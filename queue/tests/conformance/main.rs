@@ -51,6 +51,7 @@ conformance!(
     batch_completion_fences_each_job,
     batches_larger_than_one_statement_keep_every_job,
     expired_leases_are_requeued_or_settled,
+    racing_transitions_each_land_once,
     transient_failures_retry_after_backoff,
     idempotency_keys_dedupe_or_conflict,
     full_queues_refuse_enqueues,
