@@ -14,6 +14,7 @@ pub mod redis_store;
 pub mod sqlite;
 pub mod status;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod transitions;
 
