@@ -140,11 +140,6 @@ impl JobContext {
         self.fence
     }
 
-    /// The store (for reads; writes go through the methods here so they stay fenced).
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// The pending interrupt, if any, without waiting.
     pub fn interrupted(&self) -> Option<Interrupt> {
         self.control.borrow().interrupt()

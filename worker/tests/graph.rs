@@ -52,7 +52,7 @@ fn routed() -> GraphKind<Tally> {
                 Ok(s)
             },
         )
-        .edge_when("split", |s: &Tally| {
+        .edge_when("split", ["big", "small"], |s: &Tally| {
             if s.sum > 5 {
                 Next::Step("big")
             } else {

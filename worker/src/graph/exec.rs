@@ -1,7 +1,7 @@
 //! Running a graph: from the newest checkpoint (or the initial state), step by step, with
 //! safe points at every boundary and checkpoints as the policy says.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,12 +13,15 @@ use super::layers::{invoke, StepCall};
 use super::progress::{Progress, Reporter};
 use super::ranges::RangeSet;
 use super::step::StepContext;
-use super::{Body, CheckpointPolicy, Edge, Graph, GraphState, InitFn, MapStep, Next, Node};
+use super::{
+    Body, CheckpointPolicy, Edge, Graph, GraphState, InitFn, MapStep, MigrateFn, Next, Node,
+};
 use crate::context::{Interrupt, JobContext};
 use crate::kind::JobError;
+use crate::retry::retry_delay;
 
-/// Where a run is: the next step to run, how many ran, and the items done of a map step
-/// that is under way.
+/// Where a run is: the next step to run, how many ran, and the parts of the step under way
+/// that are done (a map's items, a fan-out's branches).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Cursor {
     /// `None` once the graph has finished.
@@ -26,20 +29,110 @@ struct Cursor {
     steps_done: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     map_done: Option<RangeSet>,
+    /// What the map under way runs over, so a resume never indexes other items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    map_items: Option<ItemsSnapshot>,
+    /// The outputs of the fan-out's branches that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    branches_done: Option<BTreeMap<String, Value>>,
+    /// Items skipped after failing (`MapStep::skip_failed_items`), every map so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    failed_items: Vec<FailedItem>,
+}
+
+/// A map's items as a count and a hash of their JSON (FNV-1a, stable across builds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct ItemsSnapshot {
+    count: usize,
+    hash: u64,
+}
+
+impl ItemsSnapshot {
+    fn of(items: &[Value]) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for item in items {
+            for byte in item.to_string().bytes().chain([0]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        ItemsSnapshot {
+            count: items.len(),
+            hash,
+        }
+    }
+}
+
+/// A map item that failed and was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedItem {
+    pub step: String,
+    pub item: usize,
+    pub error: String,
 }
 
 /// A checkpoint's content.
 #[derive(Serialize)]
 struct SavedRef<'a, S> {
+    version: u32,
     state: &'a S,
     cursor: &'a Cursor,
 }
 
+/// A checkpoint as read back: the state stays JSON until its version is checked.
 #[derive(Deserialize)]
-#[serde(bound = "S: GraphState")]
-struct Saved<S> {
-    state: S,
+struct Saved {
+    /// Checkpoints written before graphs had versions are version 1.
+    #[serde(default = "first_version")]
+    version: u32,
+    state: Value,
     cursor: Cursor,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// What a run starts from besides the job and the graph.
+pub(crate) struct Start<'a, S> {
+    pub init: &'a InitFn<S>,
+    pub policy: CheckpointPolicy,
+    pub migrations: &'a HashMap<u32, MigrateFn>,
+}
+
+/// The delay before in-run retry `n` (1-based) of a step: from 1 s, doubling, 30 s at most.
+fn step_retry_delay(n: u32) -> Duration {
+    retry_delay(n, Duration::from_secs(1), Duration::from_secs(30))
+}
+
+/// True for the failures an in-run retry may fix.
+fn retryable(err: &JobError) -> bool {
+    matches!(err, JobError::Transient(_) | JobError::Timeout(_))
+}
+
+/// Brings a checkpoint's state to the graph's version, or says why it cannot be resumed.
+fn migrate_state(
+    saved: Saved,
+    version: u32,
+    migrations: &HashMap<u32, MigrateFn>,
+) -> Result<(Value, Cursor), JobError> {
+    if saved.version == version {
+        return Ok((saved.state, saved.cursor));
+    }
+    let migrate = migrations.get(&saved.version).ok_or_else(|| {
+        JobError::Permanent(format!(
+            "the checkpoint was written by graph version {}, this kind is at version {version} \
+             and registers no migration from {}; cancel the job or deploy a migration",
+            saved.version, saved.version
+        ))
+    })?;
+    let state = migrate(saved.state).map_err(|e| {
+        JobError::Permanent(format!(
+            "migrating the checkpoint from graph version {} failed: {e}",
+            saved.version
+        ))
+    })?;
+    Ok((state, saved.cursor))
 }
 
 pub(crate) struct Execution<S> {
@@ -62,9 +155,13 @@ impl<S: GraphState> Execution<S> {
     pub async fn start(
         ctx: JobContext,
         graph: Arc<Graph<S>>,
-        init: &InitFn<S>,
-        mut policy: CheckpointPolicy,
+        start: Start<'_, S>,
     ) -> Result<Self, JobError> {
+        let Start {
+            init,
+            mut policy,
+            migrations,
+        } = start;
         let settings = ctx.settings().clone();
         policy.every = policy.every.or(settings.checkpoint_interval);
         let step_timeout = ctx
@@ -73,10 +170,16 @@ impl<S: GraphState> Execution<S> {
             .step_timeout
             .map(Duration::from_secs)
             .or(settings.step_timeout);
-        let saved: Option<Saved<S>> = ctx.resume_state().await?;
+        let saved: Option<Saved> = ctx.resume_state().await?;
         let resumed = saved.is_some();
         let (state, cursor) = match saved {
-            Some(saved) => (saved.state, saved.cursor),
+            Some(saved) => {
+                let (state, cursor) = migrate_state(saved, graph.version, migrations)?;
+                let state = serde_json::from_value(state).map_err(|e| {
+                    JobError::Permanent(format!("the checkpoint's state does not parse: {e}"))
+                })?;
+                (state, cursor)
+            }
             None => (
                 init(ctx.job())?,
                 Cursor {
@@ -130,8 +233,8 @@ impl<S: GraphState> Execution<S> {
         Ok(execution)
     }
 
-    /// Runs to the end; returns the final state.
-    pub async fn run(mut self) -> Result<S, JobError> {
+    /// Runs to the end; returns the final state and the map items skipped after failing.
+    pub async fn run(mut self) -> Result<(S, Vec<FailedItem>), JobError> {
         while let Some(name) = self.cursor.step.clone() {
             // Safe point: a step boundary.
             if let Some(interrupt) = self.ctx.interrupted() {
@@ -152,11 +255,13 @@ impl<S: GraphState> Execution<S> {
                     p.steps_done = self.cursor.steps_done;
                 })
                 .await?;
-            if let Err(err) = self.run_step(node).await {
+            if let Err(err) = self.run_step_with_retries(node).await {
                 return Err(self.stop(err).await);
             }
             self.cursor.steps_done += 1;
             self.cursor.map_done = None;
+            self.cursor.map_items = None;
+            self.cursor.branches_done = None;
             self.cursor.step = self.next(index)?;
             self.steps_since += 1;
             let policy = &self.policy;
@@ -176,7 +281,8 @@ impl<S: GraphState> Execution<S> {
             })
             .await?;
         self.reporter.flush(&self.ctx).await?;
-        Ok(self.state)
+        let failed = std::mem::take(&mut self.cursor.failed_items);
+        Ok((self.state, failed))
     }
 
     fn step_context(&self, step: &'static str) -> StepContext {
@@ -188,8 +294,37 @@ impl<S: GraphState> Execution<S> {
         }
     }
 
+    /// Runs a step, again up to its `Graph::retry` count when it fails transiently.
+    async fn run_step_with_retries(&mut self, node: &Node<S>) -> Result<(), JobError> {
+        let retries = self.graph.retries.get(node.name).copied().unwrap_or(0);
+        let mut tries = 0;
+        loop {
+            match self.run_step(node).await {
+                Err(err) if retryable(&err) && tries < retries => {
+                    tries += 1;
+                    let delay = step_retry_delay(tries);
+                    let message = format!(
+                        "step {} failed ({err}); retry {tries} of {retries} in {} ms",
+                        node.name,
+                        delay.as_millis()
+                    );
+                    self.ctx
+                        .event("log", json!({ "step": node.name, "message": message }))
+                        .await?;
+                    self.ctx.sleep(delay).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn run_step(&mut self, node: &Node<S>) -> Result<(), JobError> {
-        let timeout = self.step_timeout;
+        let timeout = self
+            .graph
+            .timeouts
+            .get(node.name)
+            .copied()
+            .or(self.step_timeout);
         match &node.body {
             Body::Task(run) => {
                 let call = StepCall {
@@ -200,28 +335,69 @@ impl<S: GraphState> Execution<S> {
                 self.state = invoke(call, timeout).await?;
             }
             Body::Parallel { branches, join } => {
-                let calls = branches.iter().map(|b| {
-                    let call = StepCall {
-                        step: b.name,
-                        item: None,
-                        work: (b.run)(self.step_context(b.name), self.state.clone()),
-                    };
-                    invoke(call, timeout)
-                });
-                let outputs = futures_util::future::join_all(calls)
-                    .await
-                    .into_iter()
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut done = self.cursor.branches_done.take().unwrap_or_default();
+                let mut running: FuturesUnordered<_> = branches
+                    .iter()
+                    .filter(|b| !done.contains_key(b.name))
+                    .map(|b| {
+                        let call = StepCall {
+                            step: b.name,
+                            item: None,
+                            work: (b.run)(self.step_context(b.name), self.state.clone()),
+                        };
+                        async move { (b.name, invoke(call, timeout).await) }
+                    })
+                    .collect();
+                // Every branch runs to its end; the finished ones are recorded so that a
+                // resumed run does not repeat them, and the first failure is kept.
+                let mut failure = None;
+                while let Some((name, output)) = running.next().await {
+                    match output {
+                        Ok(output) => {
+                            done.insert(name.to_string(), output);
+                            self.items_since += 1;
+                        }
+                        Err(err) => {
+                            failure.get_or_insert(err);
+                        }
+                    }
+                }
+                if let Some(err) = failure {
+                    self.cursor.branches_done = Some(done);
+                    return Err(err);
+                }
+                let outputs = branches
+                    .iter()
+                    .map(|b| done.remove(b.name).unwrap_or(Value::Null))
+                    .collect();
                 self.state = join(self.state.clone(), outputs)?;
             }
-            Body::Map(map) => self.run_map(node.name, map).await?,
+            Body::Map(map) => self.run_map(node.name, map, timeout).await?,
         }
         Ok(())
     }
 
-    async fn run_map(&mut self, step: &'static str, map: &MapStep<S>) -> Result<(), JobError> {
-        let items = (map.items)(&self.state);
+    async fn run_map(
+        &mut self,
+        step: &'static str,
+        map: &MapStep<S>,
+        timeout: Option<Duration>,
+    ) -> Result<(), JobError> {
+        let items = Arc::new((map.items)(&self.state));
         let total = items.len();
+        let snapshot = ItemsSnapshot::of(&items);
+        match self.cursor.map_items {
+            Some(saved) if self.cursor.map_done.is_some() && saved != snapshot => {
+                return Err(JobError::Permanent(format!(
+                    "map step `{step}`: its items changed since the checkpoint ({} items, \
+                     hash {:016x}; now {} items, hash {:016x}); refusing to resume into \
+                     other items",
+                    saved.count, saved.hash, snapshot.count, snapshot.hash
+                )));
+            }
+            _ => self.cursor.map_items = Some(snapshot),
+        }
+        let concurrency = (map.concurrency)(self.ctx.job());
         let mut done = self.cursor.map_done.take().unwrap_or_default();
         let todo: Vec<usize> = (0..total).filter(|i| !done.contains(*i)).collect();
         self.cursor.map_done = Some(done.clone());
@@ -237,17 +413,32 @@ impl<S: GraphState> Execution<S> {
         loop {
             // Safe point between items: launch nothing new once an interrupt is pending.
             while failure.is_none()
-                && in_flight.len() < map.concurrency
+                && in_flight.len() < concurrency
                 && self.ctx.interrupted().is_none()
             {
                 let Some(i) = todo.next() else { break };
-                let call = StepCall {
-                    step,
-                    item: Some(i),
-                    work: (map.each)(self.step_context(step), i, items[i].clone()),
-                };
-                let timeout = self.step_timeout;
-                in_flight.push(async move { (i, invoke(call, timeout).await) });
+                let (each, items, ctx) = (map.each.clone(), items.clone(), self.step_context(step));
+                let (retries, backoff) = (map.item_retries, map.item_backoff);
+                in_flight.push(async move {
+                    let mut tries = 0;
+                    loop {
+                        let call = StepCall {
+                            step,
+                            item: Some(i),
+                            work: each(ctx.clone(), i, items[i].clone()),
+                        };
+                        match invoke(call, timeout).await {
+                            Err(err) if retryable(&err) && tries < retries => {
+                                tries += 1;
+                                let delay = retry_delay(tries, backoff, backoff * 32);
+                                if let Err(stop) = ctx.sleep(delay).await {
+                                    return (i, Err(stop));
+                                }
+                            }
+                            result => return (i, result),
+                        }
+                    }
+                });
             }
             let Some((i, result)) = in_flight.next().await else {
                 break;
@@ -284,6 +475,22 @@ impl<S: GraphState> Execution<S> {
                         }
                     }
                 }
+                Err(err) if map.skip_failed && !matches!(err, JobError::Interrupted(_)) => {
+                    let error = err.to_string();
+                    done.insert(i);
+                    self.items_since += 1;
+                    self.cursor.map_done = Some(done.clone());
+                    self.cursor.failed_items.push(FailedItem {
+                        step: step.to_string(),
+                        item: i,
+                        error: error.clone(),
+                    });
+                    let data =
+                        json!({ "step": step, "item": i, "kind": "skipped", "message": error });
+                    if let Err(err) = self.ctx.event("error", data).await {
+                        failure.get_or_insert(err);
+                    }
+                }
                 // Keep the first failure; let the items in flight finish.
                 Err(err) => {
                     failure.get_or_insert(err);
@@ -305,17 +512,16 @@ impl<S: GraphState> Execution<S> {
             Edge::End => None,
             Edge::To(to) => Some(*to),
             Edge::Sequence => self.graph.nodes.get(index + 1).map(|n| n.name),
-            Edge::When(choose) => match choose(&self.state) {
+            Edge::When(targets, choose) => match choose(&self.state) {
                 Next::End => None,
-                Next::Step(to) => Some(to),
+                Next::Step(to) if targets.contains(&to) => Some(to),
+                Next::Step(to) => return Err(JobError::Permanent(format!(
+                    "step `{}` chose `{to}`, which is not among its declared targets {targets:?}",
+                    node.name
+                ))),
             },
         };
-        match next {
-            Some(name) if !self.graph.index.contains_key(name) => Err(JobError::Permanent(
-                format!("step `{}` leads to unknown step `{name}`", node.name),
-            )),
-            other => Ok(other.map(str::to_string)),
-        }
+        Ok(next.map(str::to_string))
     }
 
     /// True when the state moved since the last checkpoint.
@@ -327,6 +533,7 @@ impl<S: GraphState> Execution<S> {
         self.reporter.flush(&self.ctx).await?;
         let step = self.cursor.step.clone().unwrap_or_default();
         let saved = SavedRef {
+            version: self.graph.version,
             state: &self.state,
             cursor: &self.cursor,
         };

@@ -7,7 +7,18 @@
 //!   over a list of items with bounded concurrency that records which items are done, so a
 //!   resumed run skips them.
 //! - Edges: by default each step leads to the next one added; `edge` and `edge_when`
-//!   (conditional on the state) override that; `Next::End` finishes.
+//!   (conditional on the state, among targets declared up front) override that;
+//!   `Next::End` finishes. Every name an edge, `end`, `risky`, `timeout` or `retry` gives is
+//!   checked when the kind is built ([`Graph::validate`]), never hours into a run.
+//! - Per step: a timeout (`Graph::timeout`) and in-run retries of transient failures
+//!   (`Graph::retry`); per map: items' concurrency by job (`MapStep::concurrency_from`),
+//!   item retries (`MapStep::retry_items`) and skipping of items that still fail
+//!   (`MapStep::skip_failed_items`, listed under `failed_items` in the result).
+//! - Parallel branches that finished are recorded in the cursor: a resumed job runs only
+//!   the branches that had not.
+//! - A graph has a version (`Graph::version`), stored in each checkpoint: a checkpoint of
+//!   another version is refused unless the kind registers a migration
+//!   (`GraphKind::migrate`).
 //! - Checkpoints (see [`CheckpointPolicy`]) hold the state and the cursor (next step, items
 //!   done); the job's next lease continues from the newest one.
 //! - Safe points: every step boundary and between map items (plus the step's own
@@ -35,6 +46,7 @@ use serde_json::Value;
 use crate::context::JobContext;
 use crate::kind::{JobError, Kind};
 
+pub use exec::FailedItem;
 pub use layers::StepCall;
 pub use progress::Progress;
 pub use ranges::RangeSet;
@@ -51,6 +63,8 @@ type TaskFn<S> = Arc<dyn Fn(StepContext, S) -> StepFuture<S> + Send + Sync>;
 type BranchFn<S> = Arc<dyn Fn(StepContext, S) -> StepFuture<Value> + Send + Sync>;
 type JoinFn<S> = Arc<dyn Fn(S, Vec<Value>) -> Result<S, JobError> + Send + Sync>;
 type ItemsFn<S> = Arc<dyn Fn(&S) -> Vec<Value> + Send + Sync>;
+type ConcurrencyFn = Arc<dyn Fn(&Job) -> usize + Send + Sync>;
+type MigrateFn = Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
 type EachFn = Arc<dyn Fn(StepContext, usize, Value) -> StepFuture<Value> + Send + Sync>;
 type FoldFn<S> = Arc<dyn Fn(&mut S, usize, Value) + Send + Sync>;
 type ChooseFn<S> = Arc<dyn Fn(&S) -> Next + Send + Sync>;
@@ -66,7 +80,8 @@ enum Edge<S> {
     /// The next step added (or the end, after the last one).
     Sequence,
     To(&'static str),
-    When(ChooseFn<S>),
+    /// Decided on the state, among the declared targets.
+    When(Vec<&'static str>, ChooseFn<S>),
     End,
 }
 
@@ -111,7 +126,10 @@ pub struct MapStep<S> {
     items: ItemsFn<S>,
     each: EachFn,
     fold: FoldFn<S>,
-    concurrency: usize,
+    concurrency: ConcurrencyFn,
+    item_retries: u32,
+    item_backoff: Duration,
+    skip_failed: bool,
 }
 
 impl<S: GraphState> MapStep<S> {
@@ -125,13 +143,39 @@ impl<S: GraphState> MapStep<S> {
             items: Arc::new(items),
             each: Arc::new(move |ctx, i, item| Box::pin(each(ctx, i, item))),
             fold: Arc::new(|_, _, _| {}),
-            concurrency: 1,
+            concurrency: Arc::new(|_| 1),
+            item_retries: 0,
+            item_backoff: Duration::from_secs(1),
+            skip_failed: false,
         }
     }
 
     /// At most `n` items in flight (like the seeds' six parallel fetchers).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+        let n = n.max(1);
+        self.concurrency = Arc::new(move |_| n);
+        self
+    }
+
+    /// At most as many items in flight as `n` says for the job (from its config, say).
+    pub fn concurrency_from(mut self, n: impl Fn(&Job) -> usize + Send + Sync + 'static) -> Self {
+        self.concurrency = Arc::new(move |job| n(job).max(1));
+        self
+    }
+
+    /// Retries an item whose run failed transiently (or timed out) up to `times` times,
+    /// waiting `backoff` doubled each time (with jitter; the wait is a safe point), before
+    /// the item counts as failed.
+    pub fn retry_items(mut self, times: u32, backoff: Duration) -> Self {
+        self.item_retries = times;
+        self.item_backoff = backoff;
+        self
+    }
+
+    /// An item that still fails is recorded (step, item, error) and skipped; the map goes
+    /// on. Without this, the first failed item fails the job (after the items in flight).
+    pub fn skip_failed_items(mut self) -> Self {
+        self.skip_failed = true;
         self
     }
 
@@ -173,6 +217,11 @@ impl Default for CheckpointPolicy {
 pub struct Graph<S> {
     nodes: Vec<Node<S>>,
     index: HashMap<&'static str, usize>,
+    /// What the builder found wrong, reported by [`Graph::validate`].
+    problems: Vec<String>,
+    version: u32,
+    timeouts: HashMap<&'static str, Duration>,
+    retries: HashMap<&'static str, u32>,
 }
 
 impl<S: GraphState> Default for Graph<S> {
@@ -180,6 +229,10 @@ impl<S: GraphState> Default for Graph<S> {
         Graph {
             nodes: Vec::new(),
             index: HashMap::new(),
+            problems: Vec::new(),
+            version: 1,
+            timeouts: HashMap::new(),
+            retries: HashMap::new(),
         }
     }
 }
@@ -190,7 +243,11 @@ impl<S: GraphState> Graph<S> {
     }
 
     fn add(mut self, name: &'static str, body: Body<S>) -> Self {
-        self.index.insert(name, self.nodes.len());
+        if self.index.insert(name, self.nodes.len()).is_some() {
+            self.problems.push(format!(
+                "step names must be unique: `{name}` is added twice"
+            ));
+        }
         self.nodes.push(Node {
             name,
             body,
@@ -200,8 +257,17 @@ impl<S: GraphState> Graph<S> {
         self
     }
 
-    fn node_mut(&mut self, name: &str) -> Option<&mut Node<S>> {
-        self.index.get(name).map(|&i| &mut self.nodes[i])
+    /// The step `name` that `what` applies to; a problem when there is none yet.
+    fn node_mut(&mut self, name: &str, what: &str) -> Option<&mut Node<S>> {
+        match self.index.get(name) {
+            Some(&i) => Some(&mut self.nodes[i]),
+            None => {
+                self.problems.push(format!(
+                    "{what} names unknown step `{name}` (add the step before its {what})"
+                ));
+                None
+            }
+        }
     }
 
     /// A step that takes the state and returns the new state.
@@ -238,27 +304,30 @@ impl<S: GraphState> Graph<S> {
 
     /// A fixed edge.
     pub fn edge(mut self, from: &'static str, to: &'static str) -> Self {
-        if let Some(node) = self.node_mut(from) {
+        if let Some(node) = self.node_mut(from, "edge") {
             node.next = Edge::To(to);
         }
         self
     }
 
-    /// A conditional edge, decided on the state after `from` ran.
+    /// A conditional edge, decided on the state after `from` ran, to one of `targets`
+    /// (checked when the kind is built; a choice outside them fails the job).
     pub fn edge_when(
         mut self,
         from: &'static str,
+        targets: impl IntoIterator<Item = &'static str>,
         choose: impl Fn(&S) -> Next + Send + Sync + 'static,
     ) -> Self {
-        if let Some(node) = self.node_mut(from) {
-            node.next = Edge::When(Arc::new(choose));
+        let targets = targets.into_iter().collect();
+        if let Some(node) = self.node_mut(from, "edge") {
+            node.next = Edge::When(targets, Arc::new(choose));
         }
         self
     }
 
     /// `from` finishes the graph.
     pub fn end(mut self, from: &'static str) -> Self {
-        if let Some(node) = self.node_mut(from) {
+        if let Some(node) = self.node_mut(from, "end") {
             node.next = Edge::End;
         }
         self
@@ -266,22 +335,54 @@ impl<S: GraphState> Graph<S> {
 
     /// Marks a step risky: with `before_risky`, a checkpoint is written right before it.
     pub fn risky(mut self, name: &'static str) -> Self {
-        if let Some(node) = self.node_mut(name) {
+        if let Some(node) = self.node_mut(name, "risky") {
             node.risky = true;
         }
         self
     }
 
-    /// Checks that the graph has steps and every fixed edge names one.
+    /// The step's own timeout, instead of the job's `step_timeout` (a map applies it to
+    /// each item).
+    pub fn timeout(mut self, step: &'static str, timeout: Duration) -> Self {
+        if self.node_mut(step, "timeout").is_some() {
+            self.timeouts.insert(step, timeout);
+        }
+        self
+    }
+
+    /// Runs the step again, up to `times` more times within the run, when it fails
+    /// transiently or times out (a map re-runs only the items not done). Backoff doubles
+    /// from 1 s, capped at 30 s; the waits are safe points.
+    pub fn retry(mut self, step: &'static str, times: u32) -> Self {
+        if self.node_mut(step, "retry").is_some() {
+            self.retries.insert(step, times);
+        }
+        self
+    }
+
+    /// The graph's version, stored in every checkpoint (default 1). Raise it when a change
+    /// makes old checkpoints' state or steps mean something else.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Checks the graph: it has steps, names are unique, and every name an edge, a
+    /// conditional edge's targets, `end`, `risky`, `timeout` or `retry` gives is a step.
     pub fn validate(&self) -> Result<(), String> {
         if self.nodes.is_empty() {
             return Err("a graph needs at least one step".into());
         }
-        if self.index.len() != self.nodes.len() {
-            return Err("step names must be unique".into());
+        if let Some(problem) = self.problems.first() {
+            return Err(problem.clone());
         }
         for node in &self.nodes {
-            if let Edge::To(to) = node.next {
+            let targets = match &node.next {
+                Edge::To(to) => vec![*to],
+                Edge::When(targets, _) => targets.clone(),
+                Edge::Sequence | Edge::End => Vec::new(),
+            };
+            for to in targets {
                 if !self.index.contains_key(to) {
                     return Err(format!("step `{}` leads to unknown step `{to}`", node.name));
                 }
@@ -309,6 +410,7 @@ pub struct GraphKind<S> {
     result: ResultFn<S>,
     validate: Option<ValidateFn>,
     max_attempts: Option<u32>,
+    migrations: HashMap<u32, MigrateFn>,
 }
 
 impl<S: GraphState> GraphKind<S> {
@@ -330,7 +432,20 @@ impl<S: GraphState> GraphKind<S> {
             result: Arc::new(|state| serde_json::to_value(state).unwrap_or_default()),
             validate: None,
             max_attempts: None,
+            migrations: HashMap::new(),
         }
+    }
+
+    /// Lets a checkpoint written by graph version `from` resume: `migrate` turns its state
+    /// (as JSON) into the current version's. Without a migration such a checkpoint fails the
+    /// job with a clear error rather than resuming into steps that mean something else.
+    pub fn migrate(
+        mut self,
+        from: u32,
+        migrate: impl Fn(Value) -> Result<Value, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.migrations.insert(from, Arc::new(migrate));
+        self
     }
 
     /// The checkpoint policy for a job (it may depend on the job's config).
@@ -382,8 +497,23 @@ impl<S: GraphState> Kind for GraphKind<S> {
 
     async fn run(&self, ctx: JobContext) -> Result<Value, JobError> {
         let policy = (self.policy)(ctx.job());
-        let state = exec::Execution::start(ctx, self.graph.clone(), &self.init, policy).await?;
-        let state = state.run().await?;
-        Ok((self.result)(&state))
+        let start = exec::Start {
+            init: &self.init,
+            policy,
+            migrations: &self.migrations,
+        };
+        let execution = exec::Execution::start(ctx, self.graph.clone(), start).await?;
+        let (state, failed_items) = execution.run().await?;
+        let mut result = (self.result)(&state);
+        if !failed_items.is_empty() {
+            if let Value::Object(fields) = &mut result {
+                fields.insert(
+                    "failed_items".into(),
+                    serde_json::to_value(&failed_items)
+                        .map_err(|e| JobError::Permanent(format!("failed items: {e}")))?,
+                );
+            }
+        }
+        Ok(result)
     }
 }
