@@ -244,6 +244,21 @@ impl NewJob {
                 );
             }
         }
+        // PostgreSQL cannot store U+0000 in text or jsonb; every backend refuses it alike.
+        let texts = [
+            ("kind", Some(self.kind.as_str())),
+            ("goal", Some(self.goal.as_str())),
+            ("created_by", self.created_by.as_deref()),
+            ("idempotency_key", self.idempotency_key.as_deref()),
+        ];
+        for (field, text) in texts {
+            if text.is_some_and(|t| t.contains('\0')) {
+                return invalid(field, NUL_MESSAGE.into());
+            }
+        }
+        if has_nul(&self.config) {
+            return invalid("config", NUL_MESSAGE.into());
+        }
         for (field, value) in [
             ("timeouts.job_timeout", self.timeouts.job_timeout),
             ("timeouts.step_timeout", self.timeouts.step_timeout),
@@ -258,14 +273,34 @@ impl NewJob {
 
     /// A stable fingerprint of the submitted body: two submissions with the same
     /// `idempotency_key` are "the same job" exactly when their fingerprints match.
+    /// `run_at` is left out: it says when, not what, and a relative time (`--run-at 10m`)
+    /// resolves to another instant on every submission.
     pub fn fingerprint(&self) -> String {
+        let body = NewJob {
+            run_at: None,
+            ..self.clone()
+        };
         // serde_json maps are sorted by key, so this text is canonical for equal bodies.
-        let canonical = serde_json::to_string(self).unwrap_or_default();
+        let canonical = serde_json::to_string(&body).unwrap_or_default();
         format!("{:016x}", fnv1a64(canonical.as_bytes()))
     }
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// Why a text holding U+0000 is refused.
+pub const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
+/// True when a string anywhere in `value` (a key or a value) holds U+0000.
+pub fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// FNV-1a, 64 bits: a hash that stays the same across builds and platforms.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         hash ^= u64::from(*byte);

@@ -2,6 +2,10 @@
 //! the result here and waits for the store's answer. Whatever arrives while one batch is
 //! being written goes into the next, so under load one commit settles many jobs, and a lone
 //! completion at rest is written at once (no timer holds it back).
+//!
+//! A batch the store refuses for a reason retrying cannot fix (one result it cannot store,
+//! say) is split in halves until the refused completions stand alone: every other job of
+//! the batch is settled, and only the offenders get the store's error.
 
 use std::sync::Arc;
 
@@ -68,21 +72,37 @@ async fn run(store: Arc<dyn Store>, mut pending: mpsc::UnboundedReceiver<Pending
         metrics::histogram!("drover_completion_batch_size").record(completions.len() as f64);
         // Retried through an outage until the store answers, or every lease is lost (a
         // fenced write could not land anyway).
-        let all_lost = || waiting.iter().all(|(control, _)| control.borrow().lost);
-        let result = store_call("complete", || store.complete_many(&completions), all_lost).await;
-        match result {
-            Ok(answers) => {
-                for ((_, answer), completed) in waiting.drain(..).zip(answers) {
-                    let _ = answer.send(Ok(completed));
-                }
-            }
-            Err(err) => {
-                let message = err.to_string();
-                for (_, answer) in waiting.drain(..) {
-                    let _ = answer.send(Err(StoreError::Backend(message.clone())));
-                }
-            }
+        let controls: Vec<_> = waiting.iter().map(|(control, _)| control.clone()).collect();
+        let answers = settle(store.as_ref(), &completions, &controls).await;
+        for ((_, answer), completed) in waiting.drain(..).zip(answers) {
+            let _ = answer.send(completed);
         }
         completions.clear();
+    }
+}
+
+/// One answer per completion, in order. Store outages are retried until the store answers
+/// or every lease is lost; a refusal of the whole batch is narrowed down by halving it.
+async fn settle(
+    store: &dyn Store,
+    completions: &[Completion],
+    controls: &[watch::Receiver<Control>],
+) -> Vec<StoreResult<Completed>> {
+    let all_lost = || controls.iter().all(|control| control.borrow().lost);
+    match store_call("complete", || store.complete_many(completions), all_lost).await {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(err) if err.is_transient() || completions.len() == 1 => {
+            vec![Err(err); completions.len()]
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, batch = completions.len(),
+                "the store refused a batch of completions; splitting it to find the refused ones");
+            let half = completions.len() / 2;
+            let (first, second) = completions.split_at(half);
+            let (first_controls, second_controls) = controls.split_at(half);
+            let mut answers = Box::pin(settle(store, first, first_controls)).await;
+            answers.extend(Box::pin(settle(store, second, second_controls)).await);
+            answers
+        }
     }
 }

@@ -192,6 +192,15 @@ pub(crate) async fn settle(
                     job: fence.job,
                     epoch: fence.epoch,
                 }),
+                // The store cannot keep this result: fail the job saying so rather than
+                // leave it running to be re-run when its lease expires.
+                Err(err) if !err.is_transient() && !matches!(err, StoreError::Fenced { .. }) => {
+                    let failure =
+                        JobFailure::permanent(format!("the result could not be stored: {err}"));
+                    store_call("fail", || store.fail(fence, failure.clone(), None), give_up)
+                        .await
+                        .map(|_| "failed (result refused by the store)")
+                }
                 Err(err) => Err(err),
             }
         }

@@ -91,9 +91,28 @@ impl Kind for Stubborn {
     }
 }
 
+/// Returns a result no store keeps (it holds U+0000) when its goal is `poison`.
+struct Poison;
+
+#[async_trait]
+impl Kind for Poison {
+    fn name(&self) -> &'static str {
+        "poison"
+    }
+
+    async fn run(&self, ctx: JobContext) -> Result<Value, JobError> {
+        ctx.sleep(Duration::from_millis(20)).await?;
+        match ctx.job().goal.as_str() {
+            "poison" => Ok(json!({ "text": "a NUL \u{0} inside" })),
+            goal => Ok(json!({ "text": goal })),
+        }
+    }
+}
+
 fn registry(concurrency: &Arc<Concurrency>) -> Registry {
     let mut registry = Registry::builtin();
     registry
+        .register(Poison)
         .register(Busy(concurrency.clone()))
         .register(Flaky)
         .register(Broken)
@@ -382,7 +401,52 @@ async fn prefetched_jobs_settle_without_running_when_interrupted(backend: Backen
     s.backend.cleanup().await;
 }
 
+/// One result the store refuses must not sink the batch it is completed in: the other
+/// jobs complete once, the offender fails at once saying why (no lease left to expire, no
+/// re-run of the whole batch).
+async fn a_refused_result_fails_only_its_job(backend: Backend) {
+    let concurrency = Arc::new(Concurrency::default());
+    let s = setup(
+        backend,
+        registry(&concurrency),
+        WorkerOptions {
+            prefetch: 32,
+            ..options(8)
+        },
+    )
+    .await;
+    let mut jobs: Vec<NewJob> = (0..40)
+        .map(|i| NewJob::new("poison", format!("ok {i}")))
+        .collect();
+    jobs.insert(17, NewJob::new("poison", "poison"));
+    let ids = s.submit_all(jobs).await;
+    for (i, id) in ids.iter().enumerate() {
+        let job = s.finished(*id).await;
+        if i == 17 {
+            assert_eq!(job.status, JobStatus::Failed);
+            let error = job.error.expect("error");
+            assert_eq!(error.kind, FailureKind::Permanent);
+            assert!(
+                error.message.contains("could not be stored"),
+                "{}",
+                error.message
+            );
+            assert!(error.message.contains("U+0000"), "{}", error.message);
+            assert_eq!(s.status_events(*id).await, ["queued", "running", "failed"]);
+        } else {
+            assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+            assert_eq!(
+                s.status_events(*id).await,
+                ["queued", "running", "completed"],
+                "each good job completes once"
+            );
+        }
+    }
+    s.stop().await;
+}
+
 drover_queue::on_every_backend!(
+    a_refused_result_fails_only_its_job,
     runs_at_most_slots_jobs_at_once,
     transient_errors_retry_with_backoff,
     permanent_errors_and_panics_fail_at_once,

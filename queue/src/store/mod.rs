@@ -33,7 +33,7 @@ pub use peers::*;
 pub use runlog::*;
 
 /// What can go wrong talking to a store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("job {0} not found")]
     NotFound(JobId),

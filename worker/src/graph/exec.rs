@@ -49,16 +49,10 @@ struct ItemsSnapshot {
 
 impl ItemsSnapshot {
     fn of(items: &[Value]) -> Self {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for item in items {
-            for byte in item.to_string().bytes().chain([0]) {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
+        let text = Value::Array(items.to_vec()).to_string();
         ItemsSnapshot {
             count: items.len(),
-            hash,
+            hash: drover_queue::job::fnv1a64(text.as_bytes()),
         }
     }
 }
@@ -515,10 +509,12 @@ impl<S: GraphState> Execution<S> {
             Edge::When(targets, choose) => match choose(&self.state) {
                 Next::End => None,
                 Next::Step(to) if targets.contains(&to) => Some(to),
-                Next::Step(to) => return Err(JobError::Permanent(format!(
+                Next::Step(to) => {
+                    return Err(JobError::Permanent(format!(
                     "step `{}` chose `{to}`, which is not among its declared targets {targets:?}",
                     node.name
-                ))),
+                )))
+                }
             },
         };
         Ok(next.map(str::to_string))

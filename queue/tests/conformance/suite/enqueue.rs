@@ -57,6 +57,28 @@ pub async fn invalid_jobs_are_refused_naming_the_field(b: &Backend) {
         matches!(&err, StoreError::Invalid(e) if e.field == "config"),
         "{err:?}"
     );
+    // U+0000 is refused alike by every backend (PostgreSQL cannot store it), by field.
+    let nul_cases = [
+        (NewJob::new("noop", "goal\0"), "goal"),
+        (NewJob::new("noop\0", "x"), "kind"),
+        (
+            NewJob::new("noop", "x").config(json!({"a": ["b\0"]})),
+            "config",
+        ),
+        (NewJob::new("noop", "x").config(json!({"k\0": 1})), "config"),
+        (
+            NewJob::new("noop", "x").idempotency_key("k\0"),
+            "idempotency_key",
+        ),
+        (NewJob::new("noop", "x").queue("q\0"), "queue"),
+    ];
+    for (job, field) in nul_cases {
+        let err = store.enqueue(job).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid(e) if e.field == field),
+            "{field}: {err:?}"
+        );
+    }
     // A batch with one bad job stores none of it.
     let batch = vec![
         NewJob::new("noop", "good"),
@@ -86,6 +108,13 @@ pub async fn idempotency_keys_dedupe_or_conflict(b: &Backend) {
     let second = store.enqueue(body()).await.expect("same body");
     assert!(!second.is_created());
     assert_eq!(second.job().id, first.job().id);
+    // `run_at` is when, not what: a relative time resolved again is the same job.
+    let later = body().run_at(Utc::now() + chrono::Duration::minutes(10));
+    let again = store
+        .enqueue(later)
+        .await
+        .expect("same body, another run_at");
+    assert_eq!(again.job().id, first.job().id);
     let different = body().config(json!({"count": 11}));
     match store.enqueue(different).await {
         Err(StoreError::IdempotencyConflict { key, existing }) => {
