@@ -203,6 +203,20 @@ fn walker(version: u32, items_offset: i64, migrate: bool) -> GraphKind<Bag> {
     }
 }
 
+/// A state JSON cannot hold: a map with tuple keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Unwritable {
+    cells: HashMap<(i32, i32), i32>,
+}
+
+fn unwritable() -> GraphKind<Unwritable> {
+    let graph = Graph::new().task("fill", |_ctx, mut s: Unwritable| async move {
+        s.cells.insert((1, 2), 3);
+        Ok(s)
+    });
+    GraphKind::new("unwritable", graph, |_| Ok(Unwritable::default())).max_attempts(1)
+}
+
 fn registry_with(kinds: impl FnOnce(&mut Registry)) -> Registry {
     let mut registry = Registry::builtin();
     kinds(&mut registry);
@@ -380,7 +394,34 @@ async fn a_map_whose_items_changed_is_not_resumed(backend: Backend) {
     assert!(message.contains("items changed"), "{message}");
 }
 
+async fn a_state_that_does_not_serialize_fails_the_job(backend: Backend) {
+    let s = setup(
+        backend,
+        registry_with(|reg| {
+            reg.register(unwritable());
+        }),
+        options(1),
+    )
+    .await;
+    let id = s.submit(NewJob::new("unwritable", "fill")).await;
+    let job = s.finished(id).await;
+    assert_eq!(
+        job.status,
+        JobStatus::Failed,
+        "not completed with a null result"
+    );
+    assert_eq!(job.result, None);
+    let error = job.error.expect("error");
+    assert!(
+        error.message.contains("does not serialize"),
+        "{}",
+        error.message
+    );
+    s.stop().await;
+}
+
 drover_queue::on_every_backend!(
+    a_state_that_does_not_serialize_fails_the_job,
     failed_items_are_retried_or_skipped_and_listed,
     steps_retry_in_the_run_and_time_out_alone,
     finished_branches_are_not_run_again,

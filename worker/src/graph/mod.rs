@@ -398,7 +398,7 @@ impl<S: GraphState> Graph<S> {
 
 type InitFn<S> = Arc<dyn Fn(&Job) -> Result<S, JobError> + Send + Sync>;
 type PolicyFn = Arc<dyn Fn(&Job) -> CheckpointPolicy + Send + Sync>;
-type ResultFn<S> = Arc<dyn Fn(&S) -> Value + Send + Sync>;
+type ResultFn<S> = Arc<dyn Fn(&S) -> Result<Value, JobError> + Send + Sync>;
 type ValidateFn = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
 
 /// A job kind made of a graph.
@@ -429,7 +429,11 @@ impl<S: GraphState> GraphKind<S> {
             graph: Arc::new(graph),
             init: Arc::new(init),
             policy: Arc::new(|_| CheckpointPolicy::default()),
-            result: Arc::new(|state| serde_json::to_value(state).unwrap_or_default()),
+            result: Arc::new(|state| {
+                serde_json::to_value(state).map_err(|e| {
+                    JobError::Permanent(format!("the final state does not serialize: {e}"))
+                })
+            }),
             validate: None,
             max_attempts: None,
             migrations: HashMap::new(),
@@ -459,7 +463,7 @@ impl<S: GraphState> GraphKind<S> {
 
     /// The job's result, from the final state (default: the state itself).
     pub fn result(mut self, result: impl Fn(&S) -> Value + Send + Sync + 'static) -> Self {
-        self.result = Arc::new(result);
+        self.result = Arc::new(move |state| Ok(result(state)));
         self
     }
 
@@ -504,7 +508,7 @@ impl<S: GraphState> Kind for GraphKind<S> {
         };
         let execution = exec::Execution::start(ctx, self.graph.clone(), start).await?;
         let (state, failed_items) = execution.run().await?;
-        let mut result = (self.result)(&state);
+        let mut result = (self.result)(&state)?;
         if !failed_items.is_empty() {
             if let Value::Object(fields) = &mut result {
                 fields.insert(
