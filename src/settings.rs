@@ -20,6 +20,9 @@ impl Settings {
     /// Loads `path` (or ./drover.yaml), then `DROVER_*` variables, then `--store`.
     pub fn load(path: Option<&Path>, store: Option<&str>) -> anyhow::Result<Settings> {
         let mut config = Config::load(path, std::env::vars())?;
+        for key in config.inert_keys_set() {
+            tracing::warn!(key, "this config key has no effect yet; drover ignores it");
+        }
         if let Some(url) = store {
             config.queue.url = url.to_string();
             config.validate().context("--store")?;

@@ -103,6 +103,22 @@ pub struct Config {
     pub api: Api,
 }
 
+impl Config {
+    /// Keys set away from their default that drover accepts (so configs written for what
+    /// comes next load) but does not use yet: each earns a warning at start, never silence.
+    pub fn inert_keys_set(&self) -> Vec<&'static str> {
+        let defaults = Config::default();
+        let mut keys = Vec::new();
+        if self.limits.rate_limit_buffer != defaults.limits.rate_limit_buffer {
+            keys.push("limits.rate_limit_buffer");
+        }
+        if self.timeouts.api_timeout != defaults.timeouts.api_timeout {
+            keys.push("timeouts.api_timeout");
+        }
+        keys
+    }
+}
+
 /// The `workers` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

@@ -242,3 +242,20 @@ fn missing_explicit_file_names_the_path() {
         "{err}"
     );
 }
+
+#[test]
+fn keys_without_effect_yet_are_reported() {
+    let set = file("limits:\n  rate_limit_buffer: 20\nworkers:\n  pool_size: 2\n");
+    let config = Config::load(
+        Some(set.path()),
+        env(&[("DROVER_TIMEOUTS__API_TIMEOUT", "10s")]),
+    )
+    .expect("load");
+    assert_eq!(
+        config.inert_keys_set(),
+        ["limits.rate_limit_buffer", "timeouts.api_timeout"]
+    );
+    let plain =
+        Config::load(Some(file("workers:\n  pool_size: 2\n").path()), env(&[])).expect("load");
+    assert!(plain.inert_keys_set().is_empty());
+}
