@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use drover_queue::testing::Backend;
 use drover_queue::{FailureKind, JobStatus, NewJob};
-use drover_worker::graph::{branch, Graph, GraphKind, MapStep, Next, StepContext};
+use drover_worker::graph::{branch, Graph, GraphKind, MapStep, Next, Once, StepContext};
 use drover_worker::{JobError, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -215,6 +215,48 @@ fn unwritable() -> GraphKind<Unwritable> {
         Ok(s)
     });
     GraphKind::new("unwritable", graph, |_| Ok(Unwritable::default())).max_attempts(1)
+}
+
+/// Three items, each an effect (`effect_once` when `config.once`, else `effect`); item 1's
+/// first try performs it and then fails transiently, as a connection dropped after the
+/// server took the message would.
+fn mailer(runs: Runs) -> GraphKind<Bag> {
+    let map = MapStep::new(
+        |_: &Bag| (0..3).map(Value::from).collect(),
+        move |ctx: StepContext, i, _item| {
+            let runs = runs.clone();
+            async move {
+                let key = format!("mail-{i}");
+                let attempt = ctx.attempt();
+                let perform = || {
+                    let runs = runs.clone();
+                    let key = key.clone();
+                    async move {
+                        runs.bump(key.as_str());
+                        if i == 1 && attempt == 1 {
+                            return Err(JobError::Transient(
+                                "connection dropped after DATA".into(),
+                            ));
+                        }
+                        Ok(json!({ "sent": i }))
+                    }
+                };
+                if ctx.config()["once"] == json!(true) {
+                    match ctx.effect_once(&key, perform).await? {
+                        Once::Done(_) => Ok(json!("sent")),
+                        Once::Unknown => Ok(json!("unknown")),
+                    }
+                } else {
+                    ctx.effect(&key, perform).await.map(|_| json!("sent"))
+                }
+            }
+        },
+    )
+    .fold(|s: &mut Bag, i, out| s.notes.push(format!("{i}:{}", out.as_str().unwrap_or("?"))));
+    GraphKind::new("mailer", Graph::new().map("send", map), |_| {
+        Ok(Bag::default())
+    })
+    .max_attempts(2)
 }
 
 fn registry_with(kinds: impl FnOnce(&mut Registry)) -> Registry {
@@ -420,7 +462,60 @@ async fn a_state_that_does_not_serialize_fails_the_job(backend: Backend) {
     s.stop().await;
 }
 
+async fn effects_whose_outcome_is_unknown_are_never_guessed(backend: Backend) {
+    let runs = Runs::default();
+    let r = runs.clone();
+    let s = setup(
+        backend,
+        registry_with(|reg| {
+            reg.register(mailer(r));
+        }),
+        options(1),
+    )
+    .await;
+
+    // effect_once: the item whose outcome is unknown is recorded so, never performed again.
+    let id = s
+        .submit(NewJob::new("mailer", "once").config(json!({"once": true})))
+        .await;
+    let job = s.finished(id).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    assert_eq!(job.attempt, 2);
+    let mut notes: Vec<String> =
+        serde_json::from_value(job.result.expect("result")["notes"].clone()).expect("notes");
+    notes.sort();
+    assert_eq!(notes, ["0:sent", "1:unknown", "2:sent"]);
+    for key in ["mail-0", "mail-1", "mail-2"] {
+        assert_eq!(runs.of(key), 1, "{key} performed once");
+    }
+    let ledger: HashMap<String, Value> = s
+        .store
+        .effects(id)
+        .await
+        .expect("effects")
+        .into_iter()
+        .map(|e| (e.key, e.result))
+        .collect();
+    assert_eq!(ledger["mail-1"], json!({"$unknown": true}));
+    for key in ["intent:mail-0", "intent:mail-1", "intent:mail-2"] {
+        assert!(ledger.contains_key(key), "{key} recorded before performing");
+    }
+
+    // effect: the other side is idempotent, so the unknown one is performed again.
+    let runs_before = runs.of("mail-1");
+    let id = s.submit(NewJob::new("mailer", "idempotent")).await;
+    let job = s.finished(id).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    assert_eq!(
+        runs.of("mail-1") - runs_before,
+        2,
+        "retried after the unknown outcome"
+    );
+    s.stop().await;
+}
+
 drover_queue::on_every_backend!(
+    effects_whose_outcome_is_unknown_are_never_guessed,
     a_state_that_does_not_serialize_fails_the_job,
     failed_items_are_retried_or_skipped_and_listed,
     steps_retry_in_the_run_and_time_out_alone,

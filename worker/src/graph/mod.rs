@@ -50,7 +50,7 @@ pub use exec::FailedItem;
 pub use layers::StepCall;
 pub use progress::Progress;
 pub use ranges::RangeSet;
-pub use step::StepContext;
+pub use step::{Once, StepContext, INTENT_PREFIX};
 
 /// The state a graph carries from step to step and persists in checkpoints.
 pub trait GraphState: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
