@@ -100,7 +100,8 @@ pub struct WorkerArgs {
     /// This worker's id (default: host-pid-random); shown as the lease owner.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
-    /// Where the HTTP API listens (overrides `api.bind`).
+    /// Where this process serves HTTP: the API for `serve` and `api` (overrides `api.bind`);
+    /// `/healthz`, `/readyz` and `/metrics` for `worker` (nothing when not given).
     #[arg(long, value_name = "ADDR")]
     bind: Option<String>,
     /// Bearer token the API requires (overrides `api.token`).

@@ -1,5 +1,6 @@
 //! drover's HTTP API (SPEC §4): jobs, queues and workers under `/v1`, the SSE event stream,
-//! the OpenAPI document, Prometheus metrics, health, and the dashboard page.
+//! the OpenAPI document, Prometheus metrics, health, and the dashboard page; and the health
+//! and metrics endpoints a worker process serves ([`WorkerEndpoints`]).
 //!
 //! Handlers are thin: they parse and validate at the edge, call the store, and turn every
 //! failure into `{"error": {"code", "message"}}` through [`ApiError`].
@@ -9,6 +10,7 @@ mod error;
 mod ops;
 mod routes;
 pub mod sse;
+mod worker_ops;
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use drover_worker::Registry;
 
 pub use error::ApiError;
 pub use sse::EventHub;
+pub use worker_ops::WorkerEndpoints;
 
 /// What the API serves from.
 #[derive(Clone)]

@@ -1,12 +1,14 @@
 //! Operations routes: the dashboard page, the OpenAPI document, Prometheus metrics,
 //! liveness and readiness.
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use drover_queue::{JobStatus, Store, StoreError};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use utoipa::OpenApi;
@@ -86,6 +88,13 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
 
 /// Prometheus text. Queue depth and oldest age are read from the store at scrape time.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    metrics::gauge!("drover_sse_feeds").set(state.hub.feeds() as f64);
+    prometheus_text(&*state.store).await
+}
+
+/// The process's metrics as Prometheus text, with the store's queue depth read now; 503
+/// when no recorder could be installed. Served by the API and by worker processes alike.
+pub(crate) async fn prometheus_text(store: &dyn Store) -> Response {
     let Some(handle) = install_metrics() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -93,20 +102,49 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response();
     };
-    if let Ok(queues) = state.store.queues().await {
-        for queue in queues {
-            for (status, n) in &queue.by_status {
-                metrics::gauge!("drover_queue_depth", "queue" => queue.name.clone(), "status" => status.clone())
-                    .set(*n as f64);
-            }
-            metrics::gauge!("drover_queue_oldest_waiting_seconds", "queue" => queue.name.clone())
-                .set(queue.oldest_waiting_secs.unwrap_or(0.0));
-        }
+    if let Err(err) = record_queue_depth(store).await {
+        // The scrape still answers, with the last depth it read.
+        tracing::warn!(error = %err, "queue depth not read for /metrics");
     }
-    metrics::gauge!("drover_sse_feeds").set(state.hub.feeds() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
     )
         .into_response()
+}
+
+/// Queues a scrape has reported: one whose jobs all finish drops out of `Store::queues`, and
+/// its gauges must then read 0, not the last count.
+static REPORTED_QUEUES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Sets `drover_queue_depth{queue,status}` for every queue the store knows (or that was
+/// reported before) and every unfinished status, 0 included, so that an autoscaler always
+/// reads a number and a count that emptied reads 0; and `drover_queue_oldest_waiting_seconds`.
+async fn record_queue_depth(store: &dyn Store) -> Result<(), StoreError> {
+    let queues = store.queues().await?;
+    let mut reported = REPORTED_QUEUES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let unfinished = || JobStatus::ALL.into_iter().filter(|s| !s.is_terminal());
+    for gone in reported
+        .iter()
+        .filter(|name| !queues.iter().any(|q| &q.name == *name))
+    {
+        for status in unfinished() {
+            metrics::gauge!("drover_queue_depth", "queue" => gone.clone(), "status" => status.as_str())
+                .set(0.0);
+        }
+        metrics::gauge!("drover_queue_oldest_waiting_seconds", "queue" => gone.clone()).set(0.0);
+    }
+    for queue in queues {
+        for status in unfinished() {
+            let n = queue.by_status.get(status.as_str()).copied().unwrap_or(0);
+            metrics::gauge!("drover_queue_depth", "queue" => queue.name.clone(), "status" => status.as_str())
+                .set(n as f64);
+        }
+        metrics::gauge!("drover_queue_oldest_waiting_seconds", "queue" => queue.name.clone())
+            .set(queue.oldest_waiting_secs.unwrap_or(0.0));
+        reported.insert(queue.name);
+    }
+    Ok(())
 }

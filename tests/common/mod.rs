@@ -38,8 +38,65 @@ pub fn spawn_worker(
     slots: u32,
     log_dir: &std::path::Path,
 ) -> WorkerProcess {
+    let child = worker_command(store_url, id, slots, log_dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn drover worker");
+    WorkerProcess {
+        id: id.to_string(),
+        child,
+    }
+}
+
+/// Starts `drover worker` as [`spawn_worker`] does, with `env` on top, serving its health
+/// and metrics endpoints on a port of its choosing; returns it with their base URL
+/// (`http://127.0.0.1:<port>`), read from the line the worker prints when it listens.
+pub fn spawn_serving_worker(
+    store_url: &str,
+    id: &str,
+    slots: u32,
+    log_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (WorkerProcess, String) {
+    use std::io::BufRead as _;
+
+    let mut command = worker_command(store_url, id, slots, log_dir);
+    command
+        .args(["--bind", "127.0.0.1:0"])
+        .envs(env.iter().copied());
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn drover worker");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (found, address) = std::sync::mpsc::channel();
+    // Reads until the process closes its stdout, so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let url = line
+                .strip_prefix("drover worker endpoints on ")
+                .and_then(|rest| rest.split_whitespace().next());
+            if let (Some(url), Some(tx)) = (url, found.take()) {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let process = WorkerProcess {
+        id: id.to_string(),
+        child,
+    };
+    let url = address
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("worker {id} did not say where it listens; see its log"));
+    (process, url)
+}
+
+fn worker_command(store_url: &str, id: &str, slots: u32, log_dir: &std::path::Path) -> Command {
     let log = std::fs::File::create(log_dir.join(format!("{id}.log"))).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_drover"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
+    command
         .args(["worker", "--store", store_url, "--worker-id", id])
         .args(["--slots", &slots.to_string()])
         .env("DROVER_WORKERS__LEASE_TTL", "2s")
@@ -49,14 +106,8 @@ pub fn spawn_worker(
         .env("DROVER_QUEUE__RETRY_DELAY", "100ms")
         .env("DROVER_LOG", "info,sqlx=warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn drover worker");
-    WorkerProcess {
-        id: id.to_string(),
-        child,
-    }
+        .stderr(log);
+    command
 }
 
 impl WorkerProcess {
@@ -75,6 +126,11 @@ impl WorkerProcess {
     pub fn kill9(&mut self) {
         self.signal(libc::SIGKILL);
         let _ = self.child.wait();
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits for the process to exit, up to `within`.
