@@ -108,6 +108,12 @@ impl ApiClient {
         )
     }
 
+    /// The live workers (`GET /v1/workers`).
+    pub async fn workers(&self) -> anyhow::Result<Vec<Value>> {
+        let value = self.call(Method::GET, "/v1/workers", None).await?.1;
+        Ok(value["workers"].as_array().cloned().unwrap_or_default())
+    }
+
     pub async fn queues(&self) -> anyhow::Result<Value> {
         Ok(self.call(Method::GET, "/v1/queues", None).await?.1)
     }

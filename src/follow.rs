@@ -3,7 +3,7 @@
 //! draws a live progress bar; otherwise it prints one line per event.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use drover_queue::{Event, Job, JobId, JobStatus, Store};
 
@@ -18,6 +18,8 @@ pub async fn follow_from(
 ) -> anyhow::Result<Job> {
     let mut signals = store.notifier().subscribe();
     let renderer = print.then(Renderer::new);
+    let started = Instant::now();
+    let mut warned = false;
     loop {
         let events = store.events(id, after, 500).await?;
         for event in &events {
@@ -40,6 +42,12 @@ pub async fn follow_from(
                 }
                 continue;
             }
+            if !warned && started.elapsed() >= UNSERVED_AFTER && waits_for_a_worker(&job) {
+                warned = true;
+                if store.workers(LIVE_WITHIN).await?.is_empty() {
+                    eprintln!("{}", no_worker_hint(&job));
+                }
+            }
             // Woken by this process's writes; other processes' events are polled.
             let _ = tokio::time::timeout(Duration::from_millis(200), signals.recv()).await;
         }
@@ -50,17 +58,51 @@ pub async fn follow(store: &dyn Store, id: JobId, print: bool) -> anyhow::Result
     follow_from(store, id, 0, print).await
 }
 
+/// How long a due job may sit queued before a follower checks that a worker is alive.
+const UNSERVED_AFTER: Duration = Duration::from_secs(4);
+/// A worker counts as alive when its last heartbeat is younger than this.
+const LIVE_WITHIN: Duration = Duration::from_secs(30);
+
+/// True for a job that is due and waits only for a worker to lease it.
+fn waits_for_a_worker(job: &Job) -> bool {
+    job.status == JobStatus::Queued && job.run_at <= chrono::Utc::now()
+}
+
+fn no_worker_hint(job: &Job) -> String {
+    format!(
+        "drover: job {} is still queued and no worker is alive on this store (none sent a \
+         heartbeat in the last {} s); start one with `drover worker --store <url>` or \
+         `drover serve`, and check that its --queues include `{}`",
+        job.id,
+        LIVE_WITHIN.as_secs(),
+        job.queue
+    )
+}
+
 /// Follows the job's SSE stream from the API after `after`; returns the finished job.
 pub async fn follow_api(client: &ApiClient, id: &str, after: i64) -> anyhow::Result<Job> {
     let renderer = Renderer::new();
-    client
-        .follow(id, after, |message| {
-            let data: serde_json::Value =
-                serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null);
-            let time = chrono::Utc::now().format("%H:%M:%S%.3f").to_string();
-            renderer.event(message.id, &time, &message.event, &data);
-        })
-        .await?;
+    let stream = client.follow(id, after, |message| {
+        let data: serde_json::Value =
+            serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null);
+        let time = chrono::Utc::now().format("%H:%M:%S%.3f").to_string();
+        renderer.event(message.id, &time, &message.event, &data);
+    });
+    // Says once, after a few seconds, when nothing will ever run the job.
+    let watchdog = async {
+        tokio::time::sleep(UNSERVED_AFTER).await;
+        if let Ok(job) = client.get(id).await {
+            let none_alive = client.workers().await.is_ok_and(|w| w.is_empty());
+            if waits_for_a_worker(&job) && none_alive {
+                eprintln!("{}", no_worker_hint(&job));
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        followed = stream => followed?,
+        _ = watchdog => {}
+    }
     renderer.finish();
     client.get(id).await
 }
