@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use drover_queue::{JobStatus, NewJob, Retention, StoreError};
-use drover_worker::graph::{Graph, GraphKind, StepContext};
+use drover_worker::graph::{Graph, GraphKind, StepContext, INTENT_PREFIX};
 use drover_worker::{Registry, RunSettings, WorkerOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -151,7 +151,10 @@ async fn ten_thousand_items_complete_bounded_and_are_pruned(
         "{:?}",
         tail_job.error
     );
-    assert_eq!(s.store.effects(tail).await.expect("effects").len(), 1);
+    // The effect's outcome, and the intent recorded before it was performed.
+    let effects = s.store.effects(tail).await.expect("effects");
+    let intents = effects.iter().filter(|e| e.key.starts_with(INTENT_PREFIX));
+    assert_eq!((effects.len(), intents.count()), (2, 1));
     assert_eq!(s.store.artifacts(tail).await.expect("artifacts").len(), 1);
 
     for owned in [id, tail] {
