@@ -33,7 +33,7 @@ use crate::status::JobStatus;
 use crate::store::*;
 use crate::transitions::Hold;
 
-const PRELUDE: &str = include_str!("prelude.lua");
+const PRELUDE: &str = include_str!("lua/prelude.lua");
 
 struct Scripts {
     enqueue: Script,
@@ -56,16 +56,16 @@ fn scripts() -> &'static Scripts {
     SCRIPTS.get_or_init(|| {
         let with = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
         Scripts {
-            enqueue: with(include_str!("enqueue.lua")),
-            claim: with(include_str!("claim.lua")),
-            renew: with(include_str!("renew.lua")),
-            apply: with(include_str!("apply.lua")),
-            complete: with(include_str!("complete.lua")),
-            checkpoint: with(include_str!("checkpoint.lua")),
-            effect: with(include_str!("effect.lua")),
-            artifact: with(include_str!("artifact.lua")),
-            prune: with(include_str!("prune.lua")),
-            lead: Script::new(include_str!("lead.lua")),
+            enqueue: with(include_str!("lua/enqueue.lua")),
+            claim: with(include_str!("lua/claim.lua")),
+            renew: with(include_str!("lua/renew.lua")),
+            apply: with(include_str!("lua/apply.lua")),
+            complete: with(include_str!("lua/complete.lua")),
+            checkpoint: with(include_str!("lua/checkpoint.lua")),
+            effect: with(include_str!("lua/effect.lua")),
+            artifact: with(include_str!("lua/artifact.lua")),
+            prune: with(include_str!("lua/prune.lua")),
+            lead: Script::new(include_str!("lua/lead.lua")),
         }
     })
 }
