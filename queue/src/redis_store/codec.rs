@@ -1,7 +1,7 @@
 //! How jobs, events and the run log are laid out in Redis values, as pure functions: a job
 //! from its hash, the fields and index moves a decision writes, the field pairs of a new
 //! job, and the entries of events, checkpoints, effects and artifacts. Nothing here talks
-//! to Redis.
+//! to Redis, so all of it is tested without a server (`codec/tests.rs`).
 
 use std::collections::HashMap;
 
@@ -399,3 +399,6 @@ impl From<WorkerJson> for WorkerInfo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

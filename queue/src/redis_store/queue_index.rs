@@ -78,3 +78,41 @@ impl RedisStore {
         Ok(self.known_queue(id).await?.map(|queue| self.base(&queue)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_emptied_when_full_and_keeps_the_newest_entry() {
+        let cache = QueueCache::default();
+        let first = uuid::Uuid::now_v7();
+        cache.remember(first, "a");
+        for _ in 1..QUEUE_CACHE_MAX {
+            cache.remember(uuid::Uuid::now_v7(), "a");
+        }
+        assert_eq!(cache.entries().len(), QUEUE_CACHE_MAX);
+        assert_eq!(cache.get(first).as_deref(), Some("a"));
+
+        let newest = uuid::Uuid::now_v7();
+        cache.remember(newest, "b");
+        assert_eq!(
+            cache.entries().len(),
+            1,
+            "emptied, then the newest entry kept"
+        );
+        assert_eq!(cache.get(newest).as_deref(), Some("b"));
+        assert_eq!(cache.get(first), None, "a miss reads the index again");
+    }
+
+    #[test]
+    fn forgotten_jobs_are_read_from_the_index_again() {
+        let cache = QueueCache::default();
+        let (kept, pruned) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        cache.remember(kept, "a");
+        cache.remember(pruned, "a");
+        cache.forget(&[pruned.to_string(), "not-an-id".to_string()]);
+        assert_eq!(cache.get(kept).as_deref(), Some("a"));
+        assert_eq!(cache.get(pruned), None);
+    }
+}
