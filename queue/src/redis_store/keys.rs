@@ -1,0 +1,55 @@
+//! Key and channel names. Every key of a queue starts with its base, `<prefix>:{<prefix>:q:<queue>}`:
+//! the hash tag puts all of a queue's keys in one Redis Cluster slot, so each script (which
+//! touches one queue) stays in one slot. A few global keys live under `<prefix>:{<prefix>}`.
+//!
+//! Every key the store writes, with its type and who writes it (Rust code in *italics*):
+//!
+//! | key (after the queue's base) | type | holds | written by |
+//! |---|---|---|---|
+//! | `:job:<id>` | hash | the job's fields; also `ver` (bumped by every write that `apply.lua` checks), `cp_seq`, `events` (`list` for the list log) and `fingerprint`; fields at their default are absent | enqueue, claim, renew, apply, complete, checkpoint, artifact; deleted by prune |
+//! | `:ready:<rank>` | zset, score `run_at` ms | queued jobs by priority rank 0–2 | enqueue, claim, apply |
+//! | `:status:<status>` | zset, score 0 (read by lex: ids sort by time) | jobs by status | enqueue, claim, apply, complete, prune |
+//! | `:all` | zset, score 0 | every job of the queue | enqueue, prune |
+//! | `:finished:<status>` | zset, score `finished_at` ms | terminal jobs, for retention | apply, complete, prune |
+//! | `:leases` | zset, score lease expiry ms | running jobs | claim, renew, apply, complete, *`expired_leases`* (drops stale entries) |
+//! | `:paused` | string `1` | the queue is paused (claim takes nothing) | *`pause_queue`*, *`resume_queue`* |
+//! | `:idem:<key>` | string | the job id an idempotency key names | enqueue, prune |
+//! | `:eventlog:<id>` | list | event n at index n-1: `<seq>\n<at ms>\n<data>\n<kind>` | every script that appends an event (prelude `put_event`); prune |
+//! | `:events:<id>` | stream, ids `0-<seq>` | the event log of jobs stored before the list layout | as `eventlog`, for those jobs; prune |
+//! | `:cp:<id>` | hash seq → bytes | kept checkpoint states | checkpoint, prune |
+//! | `:cpmeta:<id>` | hash seq → `<step>\n<compressed>\n<at ms>` | kept checkpoints' metadata | checkpoint, prune |
+//! | `:effects:<id>` | hash key → JSON | recorded effects (first write wins) | effect, prune |
+//! | `:effmeta:<id>` | hash key → `<epoch>:<at ms>` | when and under which lease each was recorded | effect, prune |
+//! | `:art:<id>` | hash name → bytes | artifacts | artifact, prune |
+//! | `:artmeta:<id>` | hash name → `<content type>\n<at ms>` | artifacts' metadata | artifact, prune |
+//! | `:artlist:<id>` | list | artifact names in first-put order | artifact, prune |
+//!
+//! | global key (after `<prefix>:{<prefix>}`) | type | holds | written by |
+//! |---|---|---|---|
+//! | `:queues` | set | every queue ever used | *enqueue*, *`pause_queue`* |
+//! | `:jobq` | hash id → queue | where each job lives (`queue_index.rs`); written before the job, so a crash leaves at worst a harmless entry | *enqueue* (removed again when the script refuses), *prune* |
+//! | `:workers` | hash id → JSON | the worker registry | *`heartbeat_worker`*, *`remove_worker`* |
+//! | `:leader:<name>` | string, with a TTL | who holds a leadership | lead, *`resign`* |
+//!
+//! Pub/sub channels are `<prefix>:<name>` (no hash tag: PUBLISH reaches the whole cluster):
+//! `jobs` (a queue name: jobs are due there), `events` (`<id>:<seq>[,<id>:<seq>…]`, at most
+//! 100 a message) and `control` (a job id: a pause or cancel was requested).
+
+use super::RedisStore;
+
+impl RedisStore {
+    /// The base of every key of `queue`: `<prefix>:{<prefix>:q:<queue>}`.
+    pub(super) fn base(&self, queue: &str) -> String {
+        format!("{}:{{{}:q:{queue}}}", self.prefix, self.prefix)
+    }
+
+    /// A global key: `<prefix>:{<prefix>}:<name>`.
+    pub(super) fn global(&self, name: &str) -> String {
+        format!("{}:{{{}}}:{name}", self.prefix, self.prefix)
+    }
+
+    /// A pub/sub channel: `<prefix>:<name>`.
+    pub(super) fn channel(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+}
