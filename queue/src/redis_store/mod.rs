@@ -215,6 +215,7 @@ impl JobStore for RedisStore {
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        refuse_unstorable(completions)?;
         leases::complete_many(self, completions).await
     }
 }
@@ -239,6 +240,8 @@ impl RunLog for RedisStore {
     }
 
     async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64> {
+        refuse_nul_text("kind", kind)?;
+        refuse_nul("data", &data)?;
         runlog::append_event(self, fence, kind, data).await
     }
 
@@ -247,6 +250,8 @@ impl RunLog for RedisStore {
     }
 
     async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {
+        refuse_nul_text("key", key)?;
+        refuse_nul("result", &result)?;
         runlog::record_effect(self, fence, key, result).await
     }
 

@@ -123,6 +123,38 @@ pub(crate) fn millis(d: Duration) -> i64 {
 pub(crate) fn priority_of(rank: i32) -> Priority {
     Priority::from_rank(rank).unwrap_or_default()
 }
+/// Refuses a value holding U+0000 anywhere (PostgreSQL cannot store it; every backend
+/// refuses it alike), naming `field`.
+pub(crate) fn refuse_nul(field: &'static str, value: &serde_json::Value) -> StoreResult<()> {
+    if crate::job::has_nul(value) {
+        return Err(StoreError::Invalid(InvalidJob {
+            field,
+            message: crate::job::NUL_MESSAGE.into(),
+        }));
+    }
+    Ok(())
+}
+
+/// As [`refuse_nul`], for a text.
+pub(crate) fn refuse_nul_text(field: &'static str, text: &str) -> StoreResult<()> {
+    if text.contains('\0') {
+        return Err(StoreError::Invalid(InvalidJob {
+            field,
+            message: crate::job::NUL_MESSAGE.into(),
+        }));
+    }
+    Ok(())
+}
+
+/// Refuses a batch of completions when one result cannot be stored: the whole batch, as
+/// PostgreSQL's single statement would, so every backend answers alike (the worker's
+/// completer splits a refused batch to settle the others).
+pub(crate) fn refuse_unstorable(completions: &[Completion]) -> StoreResult<()> {
+    completions
+        .iter()
+        .try_for_each(|c| refuse_nul("result", &c.result))
+}
+
 /// The durable job store: the four concerns over one connection.
 ///
 /// Promises every backend keeps (and the conformance suite checks):

@@ -184,3 +184,66 @@ pub async fn artifacts_are_stored_listed_and_fenced(b: &Backend) {
             .await,
     );
 }
+
+/// U+0000 cannot be stored by PostgreSQL, so every backend refuses it alike wherever a
+/// runner writes JSON or a name: a completion's result, an event, an effect. A refused
+/// completion batch is refused whole (the worker splits it) and leaves its jobs running.
+pub async fn nul_characters_are_refused_alike(b: &Backend) {
+    let store = b.open().await;
+    let job = enqueue(&store, NewJob::new("noop", "nul")).await;
+    let lease = claim_one(&store, "w1").await;
+    assert_eq!(lease.job.id, job.id);
+    let fence = lease.fence();
+    let invalid = |result: StoreResult<_>, field: &str| match result {
+        Err(StoreError::Invalid(e)) => assert_eq!(e.field, field, "{e}"),
+        other => panic!("expected {field} to be refused, got {other:?}"),
+    };
+    invalid(
+        store
+            .append_event(fence, "log", json!({"message": "a\u{0}b"}))
+            .await
+            .map(|_| ()),
+        "data",
+    );
+    invalid(
+        store
+            .append_event(fence, "lo\u{0}g", json!({}))
+            .await
+            .map(|_| ()),
+        "kind",
+    );
+    invalid(
+        store
+            .record_effect(fence, "mail", json!({"id": "\u{0}"}))
+            .await
+            .map(|_| ()),
+        "result",
+    );
+    invalid(
+        store
+            .record_effect(fence, "ma\u{0}il", json!({}))
+            .await
+            .map(|_| ()),
+        "key",
+    );
+    let other = enqueue(&store, NewJob::new("noop", "fine")).await;
+    let other_lease = claim_one(&store, "w1").await;
+    assert_eq!(other_lease.job.id, other.id);
+    let batch = [
+        Completion {
+            fence: other_lease.fence(),
+            result: json!({"ok": true}),
+        },
+        Completion {
+            fence,
+            result: json!({"text": "x\u{0}y"}),
+        },
+    ];
+    invalid(store.complete_many(&batch).await.map(|_| ()), "result");
+    for id in [job.id, other.id] {
+        assert_eq!(store.get(id).await.expect("get").status, JobStatus::Running);
+    }
+    // Nothing was written by the refused calls: the log holds the two status events.
+    assert_eq!(statuses(&store, job.id).await, ["queued", "running"]);
+    assert_eq!(store.effects(job.id).await.expect("effects"), vec![]);
+}
