@@ -4,6 +4,7 @@
 #[macro_use]
 mod row;
 
+mod admission;
 pub mod job;
 pub mod migrate;
 pub mod notifier;
