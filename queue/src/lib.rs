@@ -3,6 +3,8 @@
 
 #[macro_use]
 mod row;
+#[macro_use]
+mod sql_rows;
 
 mod admission;
 pub mod job;

@@ -33,11 +33,7 @@ impl Peers for PgStore {
     }
 
     async fn workers(&self, within: Duration) -> StoreResult<Vec<WorkerInfo>> {
-        let rows = sqlx::query(include_str!("sql/workers.sql"))
-            .bind(millis(within))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| worker_from_row!(row, i32)).collect()
+        read_workers!(&self.pool, millis(within), i32)
     }
 
     async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {

@@ -21,17 +21,8 @@ impl PgStore {
         job: &Job,
         settle: Option<&Settle>,
     ) -> StoreResult<Job> {
-        let row = sqlx::query(include_str!("sql/save_status.sql"))
-            .bind(job.id)
-            .bind(job.status.as_str())
-            .bind(job.attempt as i32)
-            .bind(to_millis(job.run_at))
-            .bind(job.result.as_ref().map(Json))
-            .bind(job.error.as_ref().map(Json))
-            .bind(&job.lease_owner)
-            .bind(job.lease_expires_at.map(to_millis))
-            .bind(job.pause_requested)
-            .bind(job.cancel_requested)
+        let query = sqlx::query(include_str!("sql/save_status.sql")).bind(job.id);
+        let row = bind_status_columns!(query, job)
             .bind(job.status.is_terminal())
             .bind(Json(status_event(job, settle)))
             .fetch_one(&mut *conn)

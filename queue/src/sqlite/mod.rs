@@ -240,20 +240,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
-        let limit = filter.page_size();
-        let rows = sqlx::query(include_str!("sql/list_jobs.sql"))
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(&filter.kind)
-            .bind(&filter.created_by)
-            .bind(filter.before)
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.reader)
-            .await?;
-        let jobs = rows
-            .iter()
-            .map(|r| job_from_row!(r))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(JobPage::from_newest(jobs, limit))
+        read_job_page!(&self.reader, filter)
     }
 
     async fn claim(&self, request: &ClaimRequest) -> StoreResult<Vec<Lease>> {

@@ -34,11 +34,11 @@ impl Peers for SqliteStore {
     }
 
     async fn workers(&self, within: Duration) -> StoreResult<Vec<WorkerInfo>> {
-        let rows = sqlx::query(include_str!("sql/workers.sql"))
-            .bind(now_millis().saturating_sub(millis(within)))
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(|row| worker_from_row!(row, i64)).collect()
+        read_workers!(
+            &self.reader,
+            now_millis().saturating_sub(millis(within)),
+            i64
+        )
     }
 
     async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {

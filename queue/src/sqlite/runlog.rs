@@ -48,21 +48,11 @@ impl RunLog for SqliteStore {
     }
 
     async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>> {
-        let row = sqlx::query(include_str!("sql/latest_checkpoint.sql"))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref()
-            .map(|row| checkpoint_from_row!(row))
-            .transpose()
+        read_latest_checkpoint!(&self.reader, id)
     }
 
     async fn checkpoints(&self, id: JobId) -> StoreResult<Vec<Checkpoint>> {
-        let rows = sqlx::query(include_str!("sql/checkpoints.sql"))
-            .bind(id)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(|row| checkpoint_from_row!(row)).collect()
+        read_checkpoints!(&self.reader, id)
     }
 
     async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64> {
@@ -84,13 +74,7 @@ impl RunLog for SqliteStore {
     }
 
     async fn events(&self, id: JobId, after: i64, limit: usize) -> StoreResult<Vec<Event>> {
-        let rows = sqlx::query(include_str!("sql/events.sql"))
-            .bind(id)
-            .bind(after)
-            .bind(limit.min(MAX_EVENTS_PER_READ) as i64)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(|row| event_from_row!(row)).collect()
+        read_events!(&self.reader, id, after, limit)
     }
 
     async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {
@@ -114,11 +98,7 @@ impl RunLog for SqliteStore {
     }
 
     async fn effects(&self, id: JobId) -> StoreResult<Vec<Effect>> {
-        let rows = sqlx::query(include_str!("sql/effects.sql"))
-            .bind(id)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(|row| effect_from_row!(row)).collect()
+        read_effects!(&self.reader, id)
     }
 
     async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta> {
@@ -148,21 +128,10 @@ impl RunLog for SqliteStore {
     }
 
     async fn artifacts(&self, id: JobId) -> StoreResult<Vec<ArtifactMeta>> {
-        let rows = sqlx::query(include_str!("sql/artifacts.sql"))
-            .bind(id)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|row| artifact_meta_from_row!(row, i64))
-            .collect()
+        read_artifacts!(&self.reader, id, i64)
     }
 
     async fn artifact(&self, id: JobId, name: &str) -> StoreResult<Option<Artifact>> {
-        let row = sqlx::query(include_str!("sql/artifact.sql"))
-            .bind(id)
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(|row| artifact_from_row!(row)).transpose()
+        read_artifact!(&self.reader, id, name)
     }
 }

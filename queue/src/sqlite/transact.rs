@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::types::Json;
 
 use super::SqliteStore;
 use crate::job::{from_millis, now_millis, to_millis, Job, JobId};
@@ -23,16 +22,7 @@ impl SqliteStore {
         now: i64,
     ) -> StoreResult<()> {
         let finished = job.status.is_terminal().then_some(now);
-        sqlx::query(include_str!("sql/save_status.sql"))
-            .bind(job.status.as_str())
-            .bind(job.attempt as i32)
-            .bind(to_millis(job.run_at))
-            .bind(job.result.as_ref().map(Json))
-            .bind(job.error.as_ref().map(Json))
-            .bind(&job.lease_owner)
-            .bind(job.lease_expires_at.map(to_millis))
-            .bind(job.pause_requested)
-            .bind(job.cancel_requested)
+        bind_status_columns!(sqlx::query(include_str!("sql/save_status.sql")), job)
             .bind(now)
             .bind(finished)
             .bind(job.id)
