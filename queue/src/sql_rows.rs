@@ -130,3 +130,30 @@ macro_rules! bind_status_columns {
             .bind(job.cancel_requested)
     }};
 }
+
+/// Applies, in the open transaction `$tx`, the migrations of `$all` newer than the last one
+/// recorded: each is recorded by `sql/record_migration.sql` with its version, its name and
+/// the backend's extra binds (`[…]`, SQLite's `applied_at`), then `$applied` runs with the
+/// migration as `$m` (the backend's log line).
+macro_rules! apply_migrations {
+    ($tx:ident, $all:expr, [$($bind:expr),*], |$m:ident| $applied:expr) => {{
+        use sqlx::Executor as _;
+        sqlx::query(include_str!("sql/create_migrations.sql"))
+            .execute(&mut *$tx)
+            .await?;
+        let applied: Option<i64> = sqlx::query_scalar(include_str!("sql/applied_migration.sql"))
+            .fetch_one(&mut *$tx)
+            .await?;
+        let applied = applied.unwrap_or(0);
+        for $m in $all.iter().filter(|m| m.version > applied) {
+            (&mut *$tx).execute($m.sql).await?;
+            sqlx::query(include_str!("sql/record_migration.sql"))
+                .bind($m.version)
+                .bind($m.name)
+                $(.bind($bind))*
+                .execute(&mut *$tx)
+                .await?;
+            $applied;
+        }
+    }};
+}

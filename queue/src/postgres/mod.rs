@@ -243,27 +243,12 @@ impl Store for PgStore {
         Self::lock(&mut tx, format!("drover.migrate.{}", self.schema)).await?;
         let create = include_str!("sql/create_schema.sql").replace("/* schema */", &self.schema);
         (&mut *tx).execute(create.as_str()).await?;
-        sqlx::query(include_str!("sql/create_migrations.sql"))
-            .execute(&mut *tx)
-            .await?;
-        let applied: Option<i64> = sqlx::query_scalar(include_str!("sql/applied_migration.sql"))
-            .fetch_one(&mut *tx)
-            .await?;
-        let applied = applied.unwrap_or(0);
-        let pending: Vec<&migrate::Migration> = migrate::POSTGRES
-            .iter()
-            .filter(|m| m.version > applied)
-            .collect();
-        for m in pending {
-            (&mut *tx).execute(m.sql).await?;
-            sqlx::query(include_str!("sql/record_migration.sql"))
-                .bind(m.version)
-                .bind(m.name)
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(version = m.version, name = m.name, schema = %self.schema,
-                "applied postgres migration");
-        }
+        apply_migrations!(tx, migrate::POSTGRES, [], |m| tracing::info!(
+            version = m.version,
+            name = m.name,
+            schema = %self.schema,
+            "applied postgres migration"
+        ));
         tx.commit().await?;
         Ok(())
     }

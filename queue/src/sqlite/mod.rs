@@ -40,7 +40,6 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::Executor;
 
 use crate::job::{now_millis, Job, JobId, NewJob};
 use crate::migrate;
@@ -268,31 +267,11 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(include_str!("sql/create_migrations.sql"))
-            .execute(&mut *tx)
-            .await?;
-        let applied: Option<i64> = sqlx::query_scalar(include_str!("sql/applied_migration.sql"))
-            .fetch_one(&mut *tx)
-            .await?;
-        let applied = applied.unwrap_or(0);
-        let pending: Vec<&migrate::Migration> = migrate::SQLITE
-            .iter()
-            .filter(|m| m.version > applied)
-            .collect();
-        for m in pending {
-            (&mut *tx).execute(m.sql).await?;
-            sqlx::query(include_str!("sql/record_migration.sql"))
-                .bind(m.version)
-                .bind(m.name)
-                .bind(now_millis())
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(
-                version = m.version,
-                name = m.name,
-                "applied sqlite migration"
-            );
-        }
+        apply_migrations!(tx, migrate::SQLITE, [now_millis()], |m| tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied sqlite migration"
+        ));
         tx.commit().await?;
         Ok(())
     }
