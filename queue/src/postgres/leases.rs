@@ -3,8 +3,9 @@
 //! The claim's statement depends on the queue filter, so that each filter's pick is an
 //! ordered index scan stopping at `limit` (all queues: `jobs_ready`; one queue:
 //! `jobs_by_queue` by equality), even on a table not yet analysed; several queues need a
-//! sort of their due jobs. The three variants are `sql/claim.sql` with the filter put in at
-//! its `/* queue filter */` marker, built once. Paused queues are an array computed once
+//! sort of their due jobs. The three variants are `sql/claim.sql` with nothing, or
+//! `sql/claim_filter_one_queue.sql` or `sql/claim_filter_queues.sql`, put in at its
+//! `/* queue filter */` marker, built once. Paused queues are an array computed once
 //! per statement: an anti-join there sorted every queued job.
 //!
 //! `renew` and `complete_many` lock their rows in id order, so a renewal and a batch
@@ -23,11 +24,13 @@ use crate::store::*;
 
 /// The claim, by queue filter: all queues, one queue (`$4`), several queues (`$4` an array).
 static CLAIM: LazyLock<[String; 3]> = LazyLock::new(|| {
-    let claim = |filter: &str| include_str!("sql/claim.sql").replace("/* queue filter */", filter);
+    let claim = |filter: &str| {
+        include_str!("sql/claim.sql").replace("/* queue filter */", filter.trim_end())
+    };
     [
         claim(""),
-        claim("AND queue = $4"),
-        claim("AND queue = ANY($4)"),
+        claim(include_str!("sql/claim_filter_one_queue.sql")),
+        claim(include_str!("sql/claim_filter_queues.sql")),
     ]
 });
 

@@ -7,9 +7,10 @@
 //! so that many drover installations (or tests) can share one database.
 //!
 //! Every statement is a file in `sql/`, named after what it does, loaded with
-//! `include_str!`. Two are templates completed in Rust: `claim.sql` gets its queue filter
-//! at `/* queue filter */` (one statement per filter, built once: see `leases.rs`), and
-//! `create_schema.sql` gets the (validated) schema name at `/* schema */`.
+//! `include_str!`. Two are templates completed in Rust: `claim.sql` gets one of the
+//! `claim_filter_*.sql` queue filters at `/* queue filter */` (one statement per filter,
+//! built once: see `leases.rs`), and `create_schema.sql` gets the (validated) schema name
+//! at `/* schema */`.
 //!
 //! | file | what |
 //! |---|---|

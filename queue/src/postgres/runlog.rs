@@ -1,6 +1,6 @@
 //! What a run leaves behind: checkpoints, events, the effect ledger and artifacts. Every
 //! runner write is fenced by the lease epoch inside its statement; a write that matched no
-//! row is explained by [`PgStore::refused`].
+//! row is explained by `PgStore::refused`.
 
 use async_trait::async_trait;
 use serde_json::Value;

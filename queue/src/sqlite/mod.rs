@@ -8,7 +8,7 @@
 //! Every statement is a file in `sql/`, named after what it does, loaded with
 //! `include_str!`. The multi-row statements (`insert_jobs.sql`, `insert_events.sql`,
 //! `complete_many.sql`) are templates: a `QueryBuilder` puts the rows' `VALUES` at their
-//! `/* rows */` marker ([`around_rows`]), and binds what follows it after the rows. The
+//! `/* rows */` marker (`around_rows`), and binds what follows it after the rows. The
 //! claim puts one of the `claim_pick_*.sql` index picks at the `/* pick */` marker of
 //! `claim.sql` (see `leases.rs`).
 //!

@@ -1,5 +1,5 @@
 //! What a run leaves behind: checkpoints, events, the effect ledger and artifacts. Every
-//! runner write checks its fence first ([`SqliteStore::fenced_job`]) in the same write
+//! runner write checks its fence first (`SqliteStore::fenced_job`) in the same write
 //! transaction.
 
 use async_trait::async_trait;
