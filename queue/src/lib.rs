@@ -3,7 +3,10 @@
 
 #[macro_use]
 mod row;
+#[macro_use]
+mod sql_rows;
 
+mod admission;
 pub mod job;
 pub mod migrate;
 pub mod notifier;

@@ -97,6 +97,105 @@ macro_rules! event_from_row {
     }};
 }
 
+/// Builds a [`crate::store::WorkerInfo`] from a `workers` row. `$int` is the backend's type
+/// for the `slots` and `busy` columns (PostgreSQL `int`, SQLite `INTEGER`).
+macro_rules! worker_from_row {
+    ($row:expr, $int:ty) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        (|| -> Result<$crate::store::WorkerInfo, $crate::store::StoreError> {
+            Ok($crate::store::WorkerInfo {
+                id: row.try_get("id")?,
+                host: row.try_get("host")?,
+                pid: row.try_get::<i64, _>("pid")? as u32,
+                slots: row.try_get::<$int, _>("slots")? as u32,
+                busy: row.try_get::<$int, _>("busy")? as u32,
+                started_at: $crate::job::from_millis(row.try_get("started_at")?),
+                last_heartbeat: $crate::job::from_millis(row.try_get("last_heartbeat")?),
+            })
+        })()
+    }};
+}
+
+/// Builds a [`crate::store::Effect`] from an `effects` row (either SQL backend).
+macro_rules! effect_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        (|| -> Result<$crate::store::Effect, $crate::store::StoreError> {
+            let result: sqlx::types::Json<serde_json::Value> = row.try_get("result")?;
+            Ok($crate::store::Effect {
+                key: row.try_get("key")?,
+                result: result.0,
+                epoch: row.try_get("epoch")?,
+                created_at: $crate::job::from_millis(row.try_get("created_at")?),
+            })
+        })()
+    }};
+}
+
+/// Builds a [`crate::store::ArtifactMeta`] from an `artifacts` row read without its data,
+/// with a `size` column of the backend's integer type `$int` (`length(data)`).
+macro_rules! artifact_meta_from_row {
+    ($row:expr, $int:ty) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        (|| -> Result<$crate::store::ArtifactMeta, $crate::store::StoreError> {
+            Ok($crate::store::ArtifactMeta {
+                name: row.try_get("name")?,
+                content_type: row.try_get("content_type")?,
+                size: row.try_get::<$int, _>("size")? as usize,
+                created_at: $crate::job::from_millis(row.try_get("created_at")?),
+            })
+        })()
+    }};
+}
+
+/// Builds a [`crate::store::Artifact`] from a whole `artifacts` row (either SQL backend).
+macro_rules! artifact_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        (|| -> Result<$crate::store::Artifact, $crate::store::StoreError> {
+            let data: Vec<u8> = row.try_get("data")?;
+            Ok($crate::store::Artifact {
+                meta: $crate::store::ArtifactMeta {
+                    name: row.try_get("name")?,
+                    content_type: row.try_get("content_type")?,
+                    size: data.len(),
+                    created_at: $crate::job::from_millis(row.try_get("created_at")?),
+                },
+                data,
+            })
+        })()
+    }};
+}
+
+/// Folds the rows of the `queues` table (`name`, `paused`) and the grouped counts of
+/// unfinished jobs (`queue`, `status`, `priority`, `n`, `oldest`) into per-queue stats as of
+/// `now` (either SQL backend).
+macro_rules! queue_stats_from_rows {
+    ($paused:expr, $counts:expr, $now:expr) => {{
+        use sqlx::Row as _;
+        (|| -> Result<Vec<$crate::store::QueueStats>, $crate::store::StoreError> {
+            let mut stats = $crate::queue_stats::QueueStatsBuilder::default();
+            for row in $paused {
+                stats.paused(row.try_get("name")?, row.try_get("paused")?);
+            }
+            for row in $counts {
+                stats.add(
+                    row.try_get("queue")?,
+                    row.try_get("status")?,
+                    row.try_get("priority")?,
+                    row.try_get::<i64, _>("n")? as u64,
+                    row.try_get("oldest")?,
+                );
+            }
+            Ok(stats.finish($now))
+        })()
+    }};
+}
+
 pub(crate) fn parse_status(s: &str) -> Result<JobStatus, StoreError> {
     s.parse()
         .map_err(|e: crate::status::UnknownStatus| StoreError::Backend(e.to_string()))
@@ -123,4 +222,23 @@ pub(crate) fn status_event(job: &Job, settle: Option<&Settle>) -> serde_json::Va
         }
     }
     data
+}
+
+/// What storing `artifact` at `created_at` makes of the job's artifact names (`names`, the
+/// job's list; a new name is appended) and the metadata its `artifact` event carries.
+pub(crate) fn stored_artifact(
+    mut names: Vec<String>,
+    artifact: crate::store::NewArtifact,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> (Vec<String>, crate::store::ArtifactMeta) {
+    if !names.contains(&artifact.name) {
+        names.push(artifact.name.clone());
+    }
+    let meta = crate::store::ArtifactMeta {
+        name: artifact.name,
+        content_type: artifact.content_type,
+        size: artifact.data.len(),
+        created_at,
+    };
+    (names, meta)
 }

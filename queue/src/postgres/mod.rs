@@ -1,0 +1,256 @@
+//! The fleet store: PostgreSQL, shared by any number of worker processes on any machines.
+//!
+//! The claim is one statement (`FOR UPDATE SKIP LOCKED`, ordered by priority, run_at, id,
+//! flipping the rows to running and logging their status events). Times come from the
+//! server's clock (`drover_now()`), so workers on different machines agree on lease expiry.
+//! Wake-ups and control requests travel by LISTEN/NOTIFY, on channels named after the schema
+//! so that many drover installations (or tests) can share one database.
+//!
+//! Every statement is a file in `sql/`, named after what it does, loaded with
+//! `include_str!`. Two are templates completed in Rust: `claim.sql` gets one of the
+//! `claim_filter_*.sql` queue filters at `/* queue filter */` (one statement per filter,
+//! built once: see `leases.rs`), and `create_schema.sql` gets the (validated) schema name
+//! at `/* schema */`.
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | the store, connecting, the `JobStore` and `Store` impls |
+//! | `listener.rs` | the LISTEN/NOTIFY transport of the shared listen loop |
+//! | `transact.rs` | load for update and save: the primitives of [`crate::transitions`] |
+//! | `enqueue.rs` | batch enqueue: one `unnest` INSERT, queue depth under an advisory lock |
+//! | `leases.rs` | claim, renew, complete: the hot path |
+//! | `runlog.rs` | checkpoints, events, effects, artifacts |
+//! | `maintenance.rs` | retention, the next due job, queue pause and stats |
+//! | `peers.rs` | the worker registry and leadership |
+
+mod enqueue;
+mod leases;
+mod listener;
+mod maintenance;
+mod peers;
+mod runlog;
+mod transact;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Executor;
+
+use crate::job::{Job, JobId, NewJob};
+use crate::migrate;
+use crate::notifier::listen::{Channels, ListenerTask};
+use crate::notifier::{LocalNotifier, Notifier};
+use crate::status::JobStatus;
+use crate::store::*;
+
+use listener::PgTransport;
+
+/// The PostgreSQL store. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    schema: String,
+    notifier: Arc<LocalNotifier>,
+    listener: Arc<ListenerTask>,
+    options: StoreOptions,
+}
+
+/// Channels, per schema: `jobs` (payload: queue), `control` (job id), `events`
+/// (`job id:seq`, sent by a trigger on `job_events`).
+fn channel(schema: &str, name: &str) -> String {
+    format!("drover.{schema}.{name}")
+}
+
+impl PgStore {
+    /// Connect to `postgres://…`. Extra query parameters drover reads: `schema` (default
+    /// `public`) and `pool_size` (default 10). Connections are made on demand, so a
+    /// database that is down now is retried later rather than failing here.
+    pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Self> {
+        let (base, params) = url.split_once('?').unwrap_or((url, ""));
+        let mut schema = "public".to_string();
+        let mut pool_size = 10u32;
+        let mut rest = Vec::new();
+        for pair in params.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("schema", value)) => schema = value.to_string(),
+                Some(("pool_size", value)) => {
+                    pool_size = value.parse().map_err(|_| {
+                        StoreError::Backend(format!("pool_size `{value}` is not a number"))
+                    })?
+                }
+                _ => rest.push(pair),
+            }
+        }
+        let valid = !schema.is_empty()
+            && schema.len() <= 40
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(StoreError::Backend(format!(
+                "schema `{schema}` must be 1 to 40 of [a-z0-9_]"
+            )));
+        }
+        let base = if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        let connect = PgConnectOptions::from_str(&base)
+            .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?
+            .options([("search_path", schema.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(connect);
+        Ok(PgStore {
+            pool,
+            schema,
+            notifier: Arc::new(LocalNotifier::default()),
+            listener: Arc::new(ListenerTask::default()),
+            options,
+        })
+    }
+
+    /// The schema this store keeps its tables in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The underlying pool (for tests and tools that inspect the tables).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn channel(&self, name: &str) -> String {
+        channel(&self.schema, name)
+    }
+
+    async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> StoreResult<()> {
+        sqlx::query(include_str!("sql/notify.sql"))
+            .bind(channel)
+            .bind(payload)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a transaction-scoped advisory lock named `key` (released at commit).
+    async fn lock(conn: &mut PgConnection, key: String) -> StoreResult<()> {
+        sqlx::query(include_str!("sql/advisory_xact_lock.sql"))
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch_job(conn: &mut PgConnection, id: JobId, lock: bool) -> StoreResult<Job> {
+        let sql = if lock {
+            include_str!("sql/get_job_for_update.sql")
+        } else {
+            include_str!("sql/get_job.sql")
+        };
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
+        job_from_row!(&row)
+    }
+
+    /// The job behind `fence`, locked, if the fence still holds.
+    async fn fenced_job(conn: &mut PgConnection, fence: Fence) -> StoreResult<Job> {
+        let job = Self::fetch_job(conn, fence.job, true).await?;
+        if job.lease_epoch != fence.epoch || job.status != JobStatus::Running {
+            return Err(StoreError::Fenced {
+                job: fence.job,
+                epoch: fence.epoch,
+            });
+        }
+        Ok(job)
+    }
+
+    /// Why a fenced single-statement write matched no row: the job is gone or the fence broke.
+    async fn refused(&self, fence: Fence) -> StoreError {
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(err) => return err.into(),
+        };
+        match Self::fetch_job(&mut conn, fence.job, false).await {
+            Ok(_) => StoreError::Fenced {
+                job: fence.job,
+                epoch: fence.epoch,
+            },
+            Err(err) => err,
+        }
+    }
+
+    async fn now(conn: &mut PgConnection) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(include_str!("sql/now.sql"))
+            .fetch_one(&mut *conn)
+            .await?)
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
+        self.insert_batch(jobs).await
+    }
+
+    async fn get(&self, id: JobId) -> StoreResult<Job> {
+        let mut conn = self.pool.acquire().await?;
+        Self::fetch_job(&mut conn, id, false).await
+    }
+
+    async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
+        read_job_page!(&self.pool, filter)
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> StoreResult<Vec<Lease>> {
+        self.claim_leases(request).await
+    }
+
+    async fn renew(&self, fences: &[Fence], ttl: Duration) -> StoreResult<Vec<Renewal>> {
+        self.renew_leases(fences, ttl).await
+    }
+
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        self.complete_leases(completions).await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        self.listener.start(
+            || PgTransport(self.pool.clone()),
+            || Channels::named(|name| channel(&self.schema, name)),
+            &self.notifier,
+        );
+        self.notifier.clone()
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // One migrator per schema at a time, across every process.
+        Self::lock(&mut tx, format!("drover.migrate.{}", self.schema)).await?;
+        let create = include_str!("sql/create_schema.sql").replace("/* schema */", &self.schema);
+        (&mut *tx).execute(create.as_str()).await?;
+        apply_migrations!(tx, migrate::POSTGRES, [], |m| tracing::info!(
+            version = m.version,
+            name = m.name,
+            schema = %self.schema,
+            "applied postgres migration"
+        ));
+        tx.commit().await?;
+        Ok(())
+    }
+}

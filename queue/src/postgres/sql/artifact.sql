@@ -1,0 +1,1 @@
+SELECT * FROM artifacts WHERE job_id = $1 AND name = $2

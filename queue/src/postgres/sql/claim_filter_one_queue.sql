@@ -1,0 +1,1 @@
+AND queue = $4

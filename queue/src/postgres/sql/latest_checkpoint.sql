@@ -1,0 +1,1 @@
+SELECT * FROM checkpoints WHERE job_id = $1 ORDER BY seq DESC LIMIT 1

@@ -1,0 +1,1 @@
+SELECT drover_now()

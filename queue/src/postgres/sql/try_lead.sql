@@ -1,0 +1,5 @@
+INSERT INTO leaders (name, holder, expires_at) VALUES ($1, $2, drover_now() + $3)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+  expires_at = excluded.expires_at
+WHERE leaders.holder = excluded.holder OR leaders.expires_at < drover_now()
+RETURNING holder

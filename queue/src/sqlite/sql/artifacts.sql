@@ -1,0 +1,2 @@
+SELECT name, content_type, length(data) AS size, created_at FROM artifacts
+WHERE job_id = ? ORDER BY name

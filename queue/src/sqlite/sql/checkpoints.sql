@@ -1,0 +1,1 @@
+SELECT * FROM checkpoints WHERE job_id = ? ORDER BY seq

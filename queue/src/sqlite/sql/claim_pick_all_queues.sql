@@ -1,0 +1,1 @@
+FROM jobs INDEXED BY jobs_ready WHERE status = 'queued'

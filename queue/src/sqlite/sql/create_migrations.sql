@@ -1,0 +1,2 @@
+CREATE TABLE IF NOT EXISTS drover_migrations (version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL, applied_at INTEGER NOT NULL)

@@ -1,0 +1,1 @@
+SELECT result FROM effects WHERE job_id = ? AND key = ?

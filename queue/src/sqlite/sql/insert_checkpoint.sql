@@ -1,0 +1,2 @@
+INSERT INTO checkpoints (job_id, seq, step, state, compressed, created_at)
+VALUES (?, ?, ?, ?, ?, ?)

@@ -1,0 +1,1 @@
+INSERT INTO job_events (job_id, seq, kind, data, created_at) /* rows */

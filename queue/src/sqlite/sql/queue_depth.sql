@@ -1,0 +1,2 @@
+SELECT count(*) FROM jobs WHERE queue = ?
+  AND status IN ('queued', 'running', 'paused')

@@ -1,0 +1,1 @@
+DELETE FROM leaders WHERE name = ? AND holder = ?

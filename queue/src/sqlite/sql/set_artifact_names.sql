@@ -1,0 +1,1 @@
+UPDATE jobs SET artifacts = ?, updated_at = ? WHERE id = ?

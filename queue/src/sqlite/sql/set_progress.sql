@@ -1,0 +1,1 @@
+UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?

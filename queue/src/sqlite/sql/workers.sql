@@ -1,0 +1,1 @@
+SELECT * FROM workers WHERE last_heartbeat >= ? ORDER BY id
