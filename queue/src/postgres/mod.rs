@@ -219,6 +219,7 @@ impl JobStore for PgStore {
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        refuse_unstorable(completions)?;
         self.complete_leases(completions).await
     }
 }

@@ -46,6 +46,7 @@ impl RunLog for PgStore {
     }
 
     async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64> {
+        refuse_unstorable_event(kind, &data)?;
         let seq: Option<i64> = sqlx::query_scalar(include_str!("sql/append_event.sql"))
             .bind(fence.job)
             .bind(fence.epoch)
@@ -70,6 +71,7 @@ impl RunLog for PgStore {
     }
 
     async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {
+        refuse_unstorable_effect(key, &result)?;
         // The job row is share-locked so the epoch cannot move between check and insert.
         let stored: Option<Json<Value>> = sqlx::query_scalar(include_str!("sql/record_effect.sql"))
             .bind(fence.job)

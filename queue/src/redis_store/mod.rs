@@ -240,8 +240,7 @@ impl RunLog for RedisStore {
     }
 
     async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64> {
-        refuse_nul_text("kind", kind)?;
-        refuse_nul("data", &data)?;
+        refuse_unstorable_event(kind, &data)?;
         runlog::append_event(self, fence, kind, data).await
     }
 
@@ -250,8 +249,7 @@ impl RunLog for RedisStore {
     }
 
     async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {
-        refuse_nul_text("key", key)?;
-        refuse_nul("result", &result)?;
+        refuse_unstorable_effect(key, &result)?;
         runlog::record_effect(self, fence, key, result).await
     }
 

@@ -62,10 +62,7 @@ impl Transact for RedisStore {
         let landed = self
             .apply(&old, new, loaded.now, write.reason.as_ref(), &publish)
             .await?;
-        match landed {
-            Some(()) => Ok(Some(self.read(new.id).await?)),
-            None => Ok(None),
-        }
+        Ok(landed)
     }
 
     /// Lease index entries of jobs no longer running (settled between a read of the index
@@ -107,8 +104,9 @@ impl Transact for RedisStore {
 }
 
 impl RedisStore {
-    /// Writes a decision about `old` (now `new`) if the job did not change meanwhile.
-    /// Returns `Ok(None)` on a conflict (the caller reads and decides again).
+    /// Writes a decision about `old` (now `new`) if the job did not change meanwhile, and
+    /// answers the job as written. `Ok(None)` on a conflict (the caller reads and decides
+    /// again).
     async fn apply(
         &self,
         old: &Stored,
@@ -116,7 +114,7 @@ impl RedisStore {
         now: DateTime<Utc>,
         settle: Option<&Settle>,
         publish: &[(String, String)],
-    ) -> StoreResult<Option<()>> {
+    ) -> StoreResult<Option<Job>> {
         let base = self.base(&new.queue);
         let id = new.id.to_string();
         let mut args: Vec<String> = vec![id.clone(), "ver".into(), old.ver.clone()];
@@ -158,7 +156,12 @@ impl RedisStore {
                         seq: 0,
                     });
                 }
-                Ok(Some(()))
+                // The job as the script wrote it: field/value pairs after `ok` and the seq.
+                let fields: HashMap<String, String> = reply[2.min(reply.len())..]
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                Ok(Some(job_from_hash(&fields)?))
             }
             Some("conflict") => Ok(None),
             Some("missing") => Err(StoreError::NotFound(new.id)),

@@ -251,6 +251,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<Vec<Completed>> {
+        refuse_unstorable(completions)?;
         self.complete_leases(completions).await
     }
 }

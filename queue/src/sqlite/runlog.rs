@@ -56,6 +56,7 @@ impl RunLog for SqliteStore {
     }
 
     async fn append_event(&self, fence: Fence, kind: &str, data: Value) -> StoreResult<i64> {
+        refuse_unstorable_event(kind, &data)?;
         let mut tx = self.begin().await?;
         let now = now_millis();
         Self::fenced_job(&mut tx, fence).await?;
@@ -78,6 +79,7 @@ impl RunLog for SqliteStore {
     }
 
     async fn record_effect(&self, fence: Fence, key: &str, result: Value) -> StoreResult<Value> {
+        refuse_unstorable_effect(key, &result)?;
         let mut tx = self.begin().await?;
         Self::fenced_job(&mut tx, fence).await?;
         sqlx::query(include_str!("sql/record_effect.sql"))

@@ -155,6 +155,18 @@ pub(crate) fn refuse_unstorable(completions: &[Completion]) -> StoreResult<()> {
         .try_for_each(|c| refuse_nul("result", &c.result))
 }
 
+/// Refuses an event no backend can store alike (U+0000 in its kind or data).
+pub(crate) fn refuse_unstorable_event(kind: &str, data: &serde_json::Value) -> StoreResult<()> {
+    refuse_nul_text("kind", kind)?;
+    refuse_nul("data", data)
+}
+
+/// Refuses an effect record no backend can store alike (U+0000 in its key or result).
+pub(crate) fn refuse_unstorable_effect(key: &str, result: &serde_json::Value) -> StoreResult<()> {
+    refuse_nul_text("key", key)?;
+    refuse_nul("result", result)
+}
+
 /// The durable job store: the four concerns over one connection.
 ///
 /// Promises every backend keeps (and the conformance suite checks):

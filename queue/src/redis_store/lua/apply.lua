@@ -1,7 +1,8 @@
 -- A conditional update of one job. ARGV: id, condition ('ver' | 'fence' | 'none'), its value,
 -- field count, field/value pairs ('@nil' deletes; '@now[+ms]' is server time), index op
 -- count, (zadd|zrem, key suffix, score, member) ops, event kind ('' for none), event data,
--- events channel, publish count, channel/message pairs.
+-- events channel, publish count, channel/message pairs. Answers { 'ok', seq } (and, for
+-- 'ver', the hash's field/value pairs as written), 'missing', 'conflict' or 'fenced'.
 local id, cond, expected = ARGV[1], ARGV[2], ARGV[3]
 local key = jobkey(id)
 if redis.call('EXISTS', key) == 0 then return { 'missing' } end
@@ -26,5 +27,12 @@ if kind ~= '' then seq = add_event(id, kind, data, echan) end
 local np = tonumber(ARGV[i]); i = i + 1
 for _ = 1, np do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1]); i = i + 2
+end
+-- A transition (cond 'ver') gets the job as written, read in this script: a read after it
+-- could already see the next writer's change.
+if cond == 'ver' then
+  local reply = { 'ok', tostring(seq) }
+  for _, v in ipairs(redis.call('HGETALL', key)) do reply[#reply + 1] = v end
+  return reply
 end
 return { 'ok', tostring(seq) }
