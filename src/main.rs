@@ -198,7 +198,7 @@ fn init_logging(format: LogFormat) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config_file.as_deref(), cli.store.as_deref())?;
-    let registry = Registry::builtin();
+    let registry = Registry::with_test_kinds();
     match cli.command {
         Command::Serve(args) => run::serve(&settings, registry, &args, cli.token, true, true).await,
         Command::Api(args) => run::serve(&settings, registry, &args, cli.token, true, false).await,

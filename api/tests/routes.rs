@@ -21,7 +21,7 @@ struct Api {
 
 async fn api_with(backend: Backend, options: StoreOptions, config: ApiConfig) -> Api {
     let store = backend.open_with(options).await;
-    let app = router(AppState::new(store.clone(), Registry::builtin(), config));
+    let app = router(AppState::new(store.clone(), Registry::with_test_kinds(), config));
     Api {
         backend,
         store,

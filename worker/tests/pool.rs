@@ -92,7 +92,7 @@ impl Kind for Stubborn {
 }
 
 fn registry(concurrency: &Arc<Concurrency>) -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::with_test_kinds();
     registry
         .register(Busy(concurrency.clone()))
         .register(Flaky)
