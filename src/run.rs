@@ -45,6 +45,7 @@ pub async fn serve(
         let config = drover_api::ApiConfig {
             token: token.or_else(|| settings.config.api.token.clone()),
             max_body_bytes: settings.config.api.max_body_bytes as usize,
+            ..drover_api::ApiConfig::default()
         };
         let state = drover_api::AppState::new(store.clone(), registry, config);
         let mut until = stopped.clone();
