@@ -190,8 +190,8 @@ impl Kind for Probe {
     }
 }
 
-/// The bench's workload is `noop`, a test kind: it registers that one alone, whatever
-/// `--enable-test-kinds` says.
+/// The bench's workload is `noop`, a test kind: the bench registers that one alone (it has
+/// no `--enable-test-kinds`).
 fn noop_registry() -> Registry {
     let mut registry = Registry::production();
     registry.register(drover_worker::kinds::Noop);

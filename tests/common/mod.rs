@@ -41,6 +41,7 @@ pub fn spawn_worker(
     let log = std::fs::File::create(log_dir.join(format!("{id}.log"))).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_drover"))
         .args(["worker", "--store", store_url, "--worker-id", id])
+        .arg("--enable-test-kinds")
         .args(["--slots", &slots.to_string()])
         .env("DROVER_WORKERS__LEASE_TTL", "2s")
         .env("DROVER_WORKERS__HEARTBEAT_INTERVAL", "300ms")
