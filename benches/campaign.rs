@@ -136,7 +136,7 @@ async fn bench(backend: Backend, runs: usize) {
     let store = backend.open().await;
     let worker = drover_worker::start(
         store.clone(),
-        Registry::builtin(),
+        Registry::with_test_kinds(),
         WorkerOptions {
             slots: 2,
             // Retention is run by hand after each campaign, so it is measured.

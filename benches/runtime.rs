@@ -89,7 +89,7 @@ async fn checkpoint_writes(store: &Arc<dyn Store>) -> (Vec<Duration>, usize, usi
 async fn pause_latency(store: &Arc<dyn Store>) -> Vec<Duration> {
     let worker = drover_worker::start(
         store.clone(),
-        Registry::builtin(),
+        Registry::with_test_kinds(),
         WorkerOptions {
             slots: 4,
             heartbeat_interval: Duration::from_secs(5),

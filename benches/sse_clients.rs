@@ -93,8 +93,11 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_drover"))
             .current_dir(dir)
             .args(["serve", "--store", store, "--bind", "127.0.0.1:0"])
+            .arg("--enable-test-kinds")
             .args(["--slots", &slots.to_string()])
             .env("DROVER_WORKERS__POLL_INTERVAL", "100ms")
+            // Every client holds an event stream: lift the default cap of 1,000.
+            .env("DROVER_API__MAX_SSE_STREAMS", "1000000")
             .env("DROVER_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

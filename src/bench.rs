@@ -130,7 +130,7 @@ async fn once(store: &Arc<dyn Store>, args: &BenchArgs) -> anyhow::Result<Figure
     let started = Instant::now();
     let pool = drover_worker::start(
         store.clone(),
-        Registry::builtin(),
+        noop_registry(),
         pool_options(args, &queue, args.jobs),
     );
     pool.wait().await;
@@ -190,6 +190,14 @@ impl Kind for Probe {
     }
 }
 
+/// The bench's workload is `noop`, a test kind: the bench registers that one alone (it has
+/// no `--enable-test-kinds`).
+fn noop_registry() -> Registry {
+    let mut registry = Registry::production();
+    registry.register(drover_worker::kinds::Noop);
+    registry
+}
+
 /// W2: enqueue→start measured in this process, from the moment the enqueue is sent to
 /// the moment the job's code starts (so it includes the enqueue's commit, the wake-up and
 /// the claim), with a monotonic clock.
@@ -200,7 +208,7 @@ async fn latency(
 ) -> anyhow::Result<[Duration; 3]> {
     const JOBS: usize = 500;
     let started = Arc::new(Mutex::new(HashMap::with_capacity(JOBS)));
-    let mut registry = Registry::builtin();
+    let mut registry = noop_registry();
     registry.register(Probe(started.clone()));
     let pool = drover_worker::start(store.clone(), registry, pool_options(args, queue, JOBS));
     let mut sent: Vec<(JobId, Instant)> = Vec::with_capacity(JOBS);

@@ -12,34 +12,51 @@ use crate::follow;
 pub enum JobsCommand {
     /// List jobs, newest first.
     List {
+        /// Only jobs in this status.
         #[arg(long)]
         status: Option<JobStatus>,
+        /// Only jobs of this kind.
         #[arg(long)]
         kind: Option<String>,
+        /// Only jobs submitted by this name.
         #[arg(long)]
         created_by: Option<String>,
+        /// Jobs per page, 1 to 1000.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
         limit: u16,
         /// Continue after this cursor (printed at the end of the previous page).
         #[arg(long)]
         cursor: Option<JobId>,
+        /// Print the page as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show one job.
     Show {
+        /// The job's id.
         id: JobId,
+        /// Print the job as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Pause a job (a running job stops at its next safe point).
-    Pause { id: JobId },
+    Pause {
+        /// The job's id.
+        id: JobId,
+    },
     /// Resume a paused job.
-    Resume { id: JobId },
+    Resume {
+        /// The job's id.
+        id: JobId,
+    },
     /// Cancel a job (a running job stops at its next safe point).
-    Cancel { id: JobId },
+    Cancel {
+        /// The job's id.
+        id: JobId,
+    },
     /// Print a job's event log.
     Events {
+        /// The job's id.
         id: JobId,
         /// Only events after this sequence number.
         #[arg(long, default_value_t = 0)]
@@ -54,13 +71,20 @@ pub enum JobsCommand {
 pub enum QueuesCommand {
     /// Depth by status and priority, oldest waiting age, paused flag.
     List {
+        /// Print the queues as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Stop leasing from a queue.
-    Pause { name: String },
+    Pause {
+        /// The queue's name.
+        name: String,
+    },
     /// Resume leasing from a queue.
-    Resume { name: String },
+    Resume {
+        /// The queue's name.
+        name: String,
+    },
 }
 
 pub async fn run(store: &dyn Store, command: JobsCommand) -> anyhow::Result<ExitCode> {

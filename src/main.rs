@@ -26,7 +26,8 @@ use crate::settings::Settings;
     about = "Durable job queue workers for long-running agent work"
 )]
 struct Cli {
-    /// Configuration file (YAML). Default: ./drover.yaml when it exists.
+    /// Configuration file (YAML). Default: ./drover.yaml when it exists. Not read by client
+    /// commands given --api.
     #[arg(
         short = 'c',
         long,
@@ -35,22 +36,10 @@ struct Cli {
         value_name = "FILE"
     )]
     config_file: Option<PathBuf>,
-    /// Store URL: sqlite://path | postgres://…[?schema=name]. Overrides `queue.url`.
+    /// Store URL: sqlite://path | postgres://…[?schema=name] | redis://…[?prefix=name].
+    /// Overrides `queue.url`.
     #[arg(long, global = true, env = "DROVER_STORE", value_name = "URL")]
     store: Option<String>,
-    /// Talk to a drover API at this URL instead of opening the store (submit, jobs, queues).
-    #[arg(long, global = true, env = "DROVER_API", value_name = "URL")]
-    api: Option<String>,
-    /// Bearer token: the one `serve`/`api` require (overrides `api.token`), and the one
-    /// the client commands send with `--api`.
-    #[arg(
-        long,
-        global = true,
-        env = "DROVER_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DROVER_LOG_FORMAT")]
     log_format: LogFormat,
@@ -68,29 +57,28 @@ enum LogFormat {
 enum Command {
     /// The HTTP API and workers in one process, on the configured store (the embedded
     /// SQLite file by default).
-    Serve(WorkerArgs),
-    /// The HTTP API alone (workers run elsewhere, sharing PostgreSQL).
-    Api(WorkerArgs),
-    /// A worker process (for fleets sharing PostgreSQL).
+    Serve(ServeArgs),
+    /// The HTTP API alone (workers run elsewhere, sharing PostgreSQL or Redis).
+    Api(ApiArgs),
+    /// A worker process (for fleets sharing PostgreSQL or Redis).
     Worker(WorkerArgs),
     /// Apply pending migrations and exit.
     Migrate,
     /// Submit a job.
     Submit(SubmitArgs),
     /// Inspect and control jobs.
-    #[command(subcommand)]
-    Jobs(jobs::JobsCommand),
+    Jobs(JobsArgs),
     /// Inspect and pause/resume queues.
-    #[command(subcommand)]
-    Queues(jobs::QueuesCommand),
+    Queues(QueuesArgs),
     /// Quick start: run a worker on the embedded store, submit a job, and follow it to the end.
-    Demo(WorkerArgs),
+    Demo(PoolArgs),
     /// The standard throughput and latency workload against the configured store.
     Bench(bench::BenchArgs),
 }
 
+/// The worker pool's flags (`serve`, `worker`, `demo`).
 #[derive(Args, Clone, Default)]
-pub struct WorkerArgs {
+pub struct PoolArgs {
     /// Jobs run at once (overrides `workers.pool_size`).
     #[arg(long, value_name = "N")]
     slots: Option<u32>,
@@ -100,8 +88,13 @@ pub struct WorkerArgs {
     /// This worker's id (default: host-pid-random); shown as the lease owner.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
-    /// Where this process serves HTTP: the API for `serve` and `api` (overrides `api.bind`);
-    /// `/healthz`, `/readyz` and `/metrics` for `worker` (nothing when not given).
+}
+
+/// The HTTP API's flags (`serve`, `api`).
+#[derive(Args, Clone, Default)]
+pub struct ListenArgs {
+    /// Where the HTTP API listens (overrides `api.bind`). Anything but a loopback address
+    /// needs a token.
     #[arg(long, value_name = "ADDR")]
     bind: Option<String>,
     /// Bearer token the API requires (overrides `api.token`).
@@ -114,6 +107,102 @@ pub struct WorkerArgs {
     token: Option<String>,
 }
 
+/// Whether this process runs (and its API accepts) the test kinds.
+#[derive(Args, Clone, Copy, Default)]
+pub struct TestKindsArg {
+    /// Register the test kinds `noop`, `sleep` and `demo` (whose `config.effect_url` makes
+    /// workers POST anywhere): for tests and trials, never for production.
+    #[arg(
+        long,
+        env = "DROVER_ENABLE_TEST_KINDS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    enable_test_kinds: bool,
+}
+
+impl TestKindsArg {
+    fn registry(self) -> Registry {
+        if self.enable_test_kinds {
+            Registry::with_test_kinds()
+        } else {
+            Registry::production()
+        }
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    pool: PoolArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    kinds: TestKindsArg,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    kinds: TestKindsArg,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    pool: PoolArgs,
+    /// Where the worker serves `/healthz`, `/readyz` (503 while draining or while the store
+    /// is unreachable) and `/metrics`; nothing is served when not given.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    #[command(flatten)]
+    kinds: TestKindsArg,
+}
+
+/// Where the client commands (`submit`, `jobs`, `queues`) send their requests.
+#[derive(Args, Clone, Default)]
+struct ClientArgs {
+    /// Talk to a drover API at this URL instead of opening the store; drover.yaml is then
+    /// not read.
+    #[arg(long, global = true, env = "DROVER_API", value_name = "URL")]
+    api: Option<String>,
+    /// Bearer token sent to --api.
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+}
+
+impl ClientArgs {
+    fn client(&self) -> anyhow::Result<Option<client::ApiClient>> {
+        self.api
+            .as_deref()
+            .map(|url| client::ApiClient::new(url, self.token.clone()))
+            .transpose()
+    }
+}
+
+#[derive(Args)]
+struct JobsArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: jobs::JobsCommand,
+}
+
+#[derive(Args)]
+struct QueuesArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: jobs::QueuesCommand,
+}
+
 #[derive(Args)]
 struct SubmitArgs {
     /// The job kind (`noop`, `sleep`, …).
@@ -123,6 +212,7 @@ struct SubmitArgs {
     /// Kind-specific configuration: a JSON object, or @path to a JSON file.
     #[arg(long, value_name = "JSON|@FILE")]
     config: Option<String>,
+    /// The job's priority.
     #[arg(long, value_enum, default_value = "normal")]
     priority: PriorityArg,
     /// Queue to submit to.
@@ -131,11 +221,13 @@ struct SubmitArgs {
     /// Not before: RFC 3339 time, or a delay such as `30s` or `5m`.
     #[arg(long, value_name = "WHEN")]
     run_at: Option<String>,
+    /// Runs allowed before the job fails (default: the kind's, else `queue.max_retries`).
     #[arg(long, value_name = "N")]
     max_attempts: Option<u32>,
     /// Submitting twice with the same key and body yields one job.
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
+    /// Who submitted the job, for filtering (default: $USER).
     #[arg(long, value_name = "WHO")]
     created_by: Option<String>,
     /// Follow the job's events until it finishes; exit non-zero unless it completed.
@@ -144,6 +236,8 @@ struct SubmitArgs {
     /// Print the job as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -191,54 +285,83 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
 }
 
+/// Colours only for a person at a terminal: not for journald, files or CI logs, and not
+/// when `NO_COLOR` is set to anything (<https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(cli.config_file.as_deref(), cli.store.as_deref())?;
-    let registry = Registry::builtin();
+    // Client commands given --api never read drover.yaml: a broken local file must not
+    // stop remote administration.
+    let settings = || Settings::load(cli.config_file.as_deref(), cli.store.as_deref());
     match cli.command {
-        Command::Serve(args) => run::serve(&settings, registry, &args, cli.token, true, true).await,
-        Command::Api(args) => run::serve(&settings, registry, &args, cli.token, true, false).await,
+        Command::Serve(args) => {
+            let listen = Some(&args.listen);
+            run::serve(
+                &settings()?,
+                args.kinds.registry(),
+                Some(&args.pool),
+                listen,
+                None,
+            )
+            .await
+        }
+        Command::Api(args) => {
+            run::serve(
+                &settings()?,
+                args.kinds.registry(),
+                None,
+                Some(&args.listen),
+                None,
+            )
+            .await
+        }
         Command::Worker(args) => {
-            run::serve(&settings, registry, &args, cli.token, false, true).await
+            run::serve(
+                &settings()?,
+                args.kinds.registry(),
+                Some(&args.pool),
+                None,
+                args.bind.as_deref(),
+            )
+            .await
         }
         Command::Migrate => {
-            let store = settings.open_store().await?;
+            let store = settings()?.open_store().await?;
             println!("migrations applied to the {} store", store.backend());
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => {
-            let job = new_job(&registry, &args)?;
-            match client(&cli.api, cli.token)? {
+            // Checked against every kind drover has, test kinds included: the server (or,
+            // on the store, the worker) decides what it runs.
+            let job = new_job(&Registry::with_test_kinds(), &args)?;
+            match args.client.client()? {
                 Some(client) => submit_api(&client, job, &args).await,
-                None => submit(&*settings.open_store().await?, job, &args).await,
+                None => submit(&*settings()?.open_store().await?, job, &args).await,
             }
         }
-        Command::Jobs(command) => match client(&cli.api, cli.token)? {
-            Some(client) => jobs::run_api(&client, command).await,
-            None => jobs::run(&*settings.open_store().await?, command).await,
+        Command::Jobs(args) => match args.client.client()? {
+            Some(client) => jobs::run_api(&client, args.command).await,
+            None => jobs::run(&*settings()?.open_store().await?, args.command).await,
         },
-        Command::Queues(command) => match client(&cli.api, cli.token)? {
-            Some(client) => jobs::run_queues_api(&client, command).await,
-            None => jobs::run_queues(&*settings.open_store().await?, command).await,
+        Command::Queues(args) => match args.client.client()? {
+            Some(client) => jobs::run_queues_api(&client, args.command).await,
+            None => jobs::run_queues(&*settings()?.open_store().await?, args.command).await,
         },
-        Command::Demo(args) => demo(settings, registry, args).await,
-        Command::Bench(args) => bench::run(settings.open_store().await?, args).await,
+        Command::Demo(args) => demo(settings()?, Registry::with_test_kinds(), args).await,
+        Command::Bench(args) => bench::run(settings()?.open_store().await?, args).await,
     }
-}
-
-fn client(
-    api: &Option<String>,
-    token: Option<String>,
-) -> anyhow::Result<Option<client::ApiClient>> {
-    api.as_deref()
-        .map(|url| client::ApiClient::new(url, token))
-        .transpose()
 }
 
 /// The job `submit` asks for, checked against the kinds this binary knows.
@@ -350,11 +473,7 @@ fn parse_run_at(when: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
 
 /// Quick start: a worker on the configured store (SQLite file by default), one job, its
 /// events as they happen, then a graceful stop.
-async fn demo(
-    settings: Settings,
-    registry: Registry,
-    args: WorkerArgs,
-) -> anyhow::Result<ExitCode> {
+async fn demo(settings: Settings, registry: Registry, args: PoolArgs) -> anyhow::Result<ExitCode> {
     let store = settings.open_store().await?;
     println!(
         "drover demo: {} store at {}",
@@ -375,4 +494,36 @@ async fn demo(
     handle.shutdown();
     handle.wait().await;
     Ok(follow::exit_code(&finished))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every argument of every command, with the path of commands leading to it.
+    fn arguments(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        let path = format!("{path} {}", command.get_name());
+        out.extend(
+            command
+                .get_arguments()
+                .map(|arg| (path.clone(), arg.clone())),
+        );
+        for sub in command.get_subcommands() {
+            arguments(sub, &path, out);
+        }
+    }
+
+    #[test]
+    fn every_flag_and_argument_has_help() {
+        super::Cli::command().debug_assert();
+        let mut all = Vec::new();
+        arguments(&super::Cli::command(), "", &mut all);
+        let missing: Vec<String> = all
+            .iter()
+            .filter(|(_, arg)| !matches!(arg.get_id().as_str(), "help" | "version"))
+            .filter(|(_, arg)| arg.get_help().is_none())
+            .map(|(path, arg)| format!("{path}: {}", arg.get_id()))
+            .collect();
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

@@ -10,17 +10,22 @@ use drover_worker::Registry;
 use tokio::sync::watch;
 
 use crate::settings::Settings;
-use crate::WorkerArgs;
+use crate::{ListenArgs, PoolArgs};
 
-/// Runs the API and/or the worker pool until SIGTERM or Ctrl-C, then stops both gracefully.
+/// Runs the API (when `listen` is given) and/or the worker pool (when `pool` is) until
+/// SIGTERM or Ctrl-C, then stops both gracefully. A worker alone serves its probes and
+/// metrics on `probes`, when given, and keeps serving them while it drains.
 pub async fn serve(
     settings: &Settings,
     registry: Registry,
-    args: &WorkerArgs,
-    token: Option<String>,
-    api: bool,
-    workers: bool,
+    pool: Option<&PoolArgs>,
+    listen: Option<&ListenArgs>,
+    probes: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    let api = match listen {
+        Some(listen) => Some(api_config(settings, listen)?),
+        None => None,
+    };
     let store = settings.open_store_for_worker().await?;
     // `stop` turns true on SIGTERM or Ctrl-C, or when the pool stops on its own
     // (`workers.max_jobs_per_worker`); a worker's `/readyz` answers 503 from then on.
@@ -33,11 +38,9 @@ pub async fn serve(
         on_signal.send_replace(true);
     });
 
-    // A worker alone serves its probes and metrics on `--bind`, when given, and keeps
-    // serving them while it drains; `serve` and `api` serve theirs with the API.
     let (endpoints_stop, endpoints_stopped) = watch::channel(false);
-    let endpoints = match (&args.bind, workers && !api) {
-        (Some(bind), true) => {
+    let endpoints = match probes {
+        Some(bind) => {
             let addr: SocketAddr = bind
                 .parse()
                 .with_context(|| format!("--bind: `{bind}` is not an address like 0.0.0.0:9090"))?;
@@ -55,28 +58,17 @@ pub async fn serve(
             let endpoints = drover_api::WorkerEndpoints::new(store.clone(), stopped.clone());
             Some(tokio::spawn(endpoints.serve_on(listener, shutdown)))
         }
-        _ => None,
+        None => None,
     };
 
-    let pool = workers.then(|| {
+    let pool = pool.map(|args| {
         drover_worker::start(
             store.clone(),
             registry.clone(),
             settings.worker_options(args),
         )
     });
-    let server = if api {
-        let bind = args
-            .bind
-            .clone()
-            .unwrap_or_else(|| settings.config.api.bind.clone());
-        let addr: SocketAddr = bind.parse().with_context(|| {
-            format!("--bind / api.bind: `{bind}` is not an address like 127.0.0.1:8080")
-        })?;
-        let config = drover_api::ApiConfig {
-            token: token.or_else(|| settings.config.api.token.clone()),
-            max_body_bytes: settings.config.api.max_body_bytes as usize,
-        };
+    let server = if let Some((addr, config)) = api {
         let state = drover_api::AppState::new(store.clone(), registry, config);
         let mut until = stopped.clone();
         let shutdown = async move {
@@ -133,6 +125,37 @@ pub async fn serve(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the API listens and what it is configured with, from the flags over the
+/// configuration. Refuses an address other than loopback without a token: with none, any
+/// host that can reach the port could run and cancel jobs.
+fn api_config(
+    settings: &Settings,
+    listen: &ListenArgs,
+) -> anyhow::Result<(SocketAddr, drover_api::ApiConfig)> {
+    let api = &settings.config.api;
+    let bind = listen.bind.clone().unwrap_or_else(|| api.bind.clone());
+    let addr: SocketAddr = bind.parse().with_context(|| {
+        format!("--bind / api.bind: `{bind}` is not an address like 127.0.0.1:8080")
+    })?;
+    let token = listen.token.clone().or_else(|| api.token.clone());
+    let token = token.filter(|t| !t.is_empty());
+    anyhow::ensure!(
+        token.is_some() || addr.ip().is_loopback(),
+        "refusing to serve the API on {addr} without a token: anyone who can reach it \
+         could submit and cancel jobs. Set `api.token` (or DROVER_API__TOKEN) or pass \
+         --token, or bind to 127.0.0.1"
+    );
+    let config = drover_api::ApiConfig {
+        token,
+        max_body_bytes: api.max_body_bytes as usize,
+        allowed_hosts: api.allowed_hosts.clone(),
+        request_timeout: api.request_timeout,
+        max_sse_streams: api.max_sse_streams as usize,
+        ..drover_api::ApiConfig::default()
+    };
+    Ok((addr, config))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

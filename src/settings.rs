@@ -10,7 +10,7 @@ use drover_queue::{Store, StoreOptions};
 use drover_worker::retry::store_call;
 use drover_worker::{RunSettings, WorkerOptions};
 
-use crate::WorkerArgs;
+use crate::PoolArgs;
 
 pub struct Settings {
     pub config: Config,
@@ -68,7 +68,7 @@ impl Settings {
         Ok(store)
     }
 
-    pub fn worker_options(&self, args: &WorkerArgs) -> WorkerOptions {
+    pub fn worker_options(&self, args: &PoolArgs) -> WorkerOptions {
         let c = &self.config;
         let mut slots = args.slots.unwrap_or(c.workers.pool_size);
         if let Some(max) = c.limits.max_concurrent_jobs {

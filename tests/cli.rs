@@ -173,6 +173,7 @@ async fn submit_follow_sees_a_separate_serve_process_finish_the_job() {
             "2",
             "--bind",
             "127.0.0.1:0",
+            "--enable-test-kinds",
         ])
         .env("DROVER_WORKERS__POLL_INTERVAL", "100ms")
         .env("DROVER_LOG", "warn")
@@ -273,4 +274,251 @@ async fn jobs_events_prints_a_log_longer_than_one_store_read() {
         printed, total,
         "every event of the log, not one read's worth"
     );
+}
+
+/// `drover <args> --help`, as text.
+fn help(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut all = args.to_vec();
+    all.push("--help");
+    let out = drover(dir.path(), &all);
+    assert!(out.status.success(), "{all:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn each_command_shows_only_the_flags_it_uses() {
+    let cases: &[(&[&str], &[&str], &[&str])] = &[
+        (
+            &["api"],
+            &[
+                "--bind",
+                "--token",
+                "--enable-test-kinds",
+                "--store",
+                "PostgreSQL or Redis",
+            ],
+            &["--slots", "--queues", "--worker-id", "--api"],
+        ),
+        (
+            &["worker"],
+            &[
+                "--slots",
+                "--queues",
+                "--worker-id",
+                "--enable-test-kinds",
+                "PostgreSQL or Redis",
+            ],
+            &["--token", "--bind", "--api"],
+        ),
+        (
+            &["serve"],
+            &["--slots", "--bind", "--token", "--enable-test-kinds"],
+            &["--api"],
+        ),
+        (&["demo"], &["--slots"], &["--token", "--bind", "--api"]),
+        (
+            &["migrate"],
+            &["--store"],
+            &["--token", "--bind", "--api", "--slots"],
+        ),
+        (
+            &["submit"],
+            &["--api", "--token", "--max-attempts", "--created-by"],
+            &["--slots", "--bind"],
+        ),
+        (
+            &["jobs", "list"],
+            &["--api", "--token", "--status"],
+            &["--slots", "--bind"],
+        ),
+        (
+            &["queues", "pause"],
+            &["--api", "--token"],
+            &["--slots", "--bind"],
+        ),
+    ];
+    // A flag is listed when an option line starts with it; other words anywhere.
+    let lists = |text: &str, what: &str| match what.starts_with("--") {
+        true => text.lines().any(|l| l.trim_start().starts_with(what)),
+        false => text.contains(what),
+    };
+    for (command, shown, hidden) in cases {
+        let text = help(command);
+        for flag in *shown {
+            assert!(
+                lists(&text, flag),
+                "{command:?} --help lacks {flag}:\n{text}"
+            );
+        }
+        for flag in *hidden {
+            assert!(
+                !lists(&text, flag),
+                "{command:?} --help shows {flag}:\n{text}"
+            );
+        }
+    }
+    let store = help(&["migrate"]);
+    for scheme in ["sqlite://", "postgres://", "redis://"] {
+        assert!(
+            store.contains(scheme),
+            "--store help lacks {scheme}:\n{store}"
+        );
+    }
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_a_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for command in ["serve", "api"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_drover"))
+            .current_dir(dir.path())
+            .args([command, "--bind", "0.0.0.0:0"])
+            .env_remove("DROVER_TOKEN")
+            .env_remove("DROVER_API__TOKEN")
+            .env("DROVER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn drover");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{command} started on 0.0.0.0 without a token");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().expect("output");
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{command}: {stderr}");
+        for want in ["without a token", "api.token", "--token"] {
+            assert!(stderr.contains(want), "{command}: {want:?} not in {stderr}");
+        }
+    }
+}
+
+#[test]
+fn client_commands_with_api_do_not_read_drover_yaml() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("drover.yaml"), "workers:\n  pool_sise: 3\n").expect("write");
+    // Nothing listens on this port: the command fails talking to it, not on the file.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let api = format!("http://127.0.0.1:{port}");
+    for args in [
+        vec!["jobs", "list", "--api", &api],
+        vec!["queues", "list", "--api", &api],
+        vec!["submit", "noop", "x", "--api", &api],
+    ] {
+        let out = drover(dir.path(), &args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            !stderr.contains("pool_sise"),
+            "{args:?} read drover.yaml: {stderr}"
+        );
+        assert!(stderr.contains(&port.to_string()), "{args:?}: {stderr}");
+    }
+    // Without --api the file is read, and refused.
+    let out = drover(dir.path(), &["jobs", "list"]);
+    assert!(text(&out.stderr).contains("workers.pool_sise"));
+}
+
+/// A `drover serve` on a fresh SQLite file with stderr piped; returns the child, its API's
+/// base URL and everything it wrote to stderr up to the "API listening" line.
+fn serve_piped(dir: &Path, extra_env: &[(&str, &str)]) -> (std::process::Child, String, String) {
+    use std::io::BufRead as _;
+    let store = format!("sqlite://{}", dir.join("s.db").display());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
+    command
+        .current_dir(dir)
+        .args(["serve", "--store", &store, "--bind", "127.0.0.1:0"])
+        .env_remove("NO_COLOR")
+        .env_remove("DROVER_ENABLE_TEST_KINDS")
+        .env("DROVER_LOG", "info,sqlx=warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, got) = std::sync::mpsc::channel();
+    let to_stderr = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = to_stderr.send((false, line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send((true, line));
+        }
+    });
+    let (mut base, mut log, mut listening) = (None, String::new(), false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while base.is_none() || !listening {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok((is_stdout, line)) = got.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("serve did not start; stderr so far:\n{log}");
+        };
+        if is_stdout {
+            let url = line
+                .strip_prefix("drover API on ")
+                .and_then(|l| l.split(' ').next());
+            base = base.or(url.map(str::to_string));
+        } else {
+            listening |= line.contains("API listening");
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    (child, base.expect("the API's address"), log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_plain_off_a_terminal_and_test_kinds_need_the_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::new();
+    let demo = serde_json::json!({"kind": "demo", "goal": "x"});
+
+    let (mut child, base, log) = serve_piped(dir.path(), &[]);
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in a piped log:\n{log:?}"
+    );
+    let res = http
+        .post(format!("{base}/v1/jobs"))
+        .json(&demo)
+        .send()
+        .await;
+    let res = res.expect("POST /v1/jobs");
+    assert_eq!(res.status().as_u16(), 422);
+    let body = res.text().await.expect("body");
+    assert!(body.contains("--enable-test-kinds"), "{body}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let flag = [("DROVER_ENABLE_TEST_KINDS", "1")];
+    let (mut child, base, _) = serve_piped(dir.path(), &flag);
+    let res = http
+        .post(format!("{base}/v1/jobs"))
+        .json(&demo)
+        .send()
+        .await;
+    assert_eq!(res.expect("POST /v1/jobs").status().as_u16(), 201);
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -121,6 +121,22 @@ fn write_png(path: &Path, png: &[u8]) {
     std::fs::write(path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
+/// A headless Chromium session through the chromedriver at `driver_url`.
+async fn chromium(driver_url: &str, profile: &Path, extra_args: &[String]) -> Client {
+    let mut args: Vec<String> = CHROMIUM_ARGS.split_whitespace().map(String::from).collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend_from_slice(extra_args);
+    let mut caps = serde_json::Map::new();
+    let options = json!({"binary": "/usr/bin/chromium", "args": args});
+    caps.insert("goog:chromeOptions".into(), options);
+    ClientBuilder::rustls()
+        .expect("rustls connector for fantoccini")
+        .capabilities(caps)
+        .connect(driver_url)
+        .await
+        .expect("start a Chromium session through chromedriver")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_progress_and_pauses_a_job() {
     // Two rustls crypto backends are linked into tests (see Cargo.toml): choose one.
@@ -138,6 +154,7 @@ async fn dashboard_shows_live_progress_and_pauses_a_job() {
         "drover serve",
         Command::new(env!("CARGO_BIN_EXE_drover"))
             .args(["serve", "--store", &store, "--bind", &bind, "--slots", "2"])
+            .arg("--enable-test-kinds")
             .env("DROVER_LOG", "warn")
             .env("DROVER_WORKERS__POLL_INTERVAL", "100ms"),
     );
@@ -161,18 +178,7 @@ async fn dashboard_shows_live_progress_and_pauses_a_job() {
     let id = job["id"].as_str().expect("submitted job has a string id");
 
     // 2. Headless Chromium on the page, until the job's row shows it running.
-    let mut args: Vec<String> = CHROMIUM_ARGS.split_whitespace().map(String::from).collect();
-    let profile = tmp.path().join("chromium");
-    args.push(format!("--user-data-dir={}", profile.display()));
-    let mut caps = serde_json::Map::new();
-    let options = json!({"binary": "/usr/bin/chromium", "args": args});
-    caps.insert("goog:chromeOptions".into(), options);
-    let client = ClientBuilder::rustls()
-        .expect("rustls connector for fantoccini")
-        .capabilities(caps)
-        .connect(&driver_url)
-        .await
-        .expect("start a Chromium session through chromedriver");
+    let client = chromium(&driver_url, &tmp.path().join("chromium"), &[]).await;
     let resized = client.set_window_size(1400, 900).await;
     resized.expect("set the window to 1400x900");
     let opened = client.goto(&format!("{base}/")).await;
@@ -254,5 +260,197 @@ async fn dashboard_shows_live_progress_and_pauses_a_job() {
     }
 
     // 7. Close the browser session; the child processes stop when dropped.
+    client.close().await.expect("close the browser session");
+}
+
+/// The attacker's page: on load it fires every write a page on another origin can send
+/// without a CORS preflight at the API (a text/plain `fetch` submitting a job, a body-less
+/// cancel, a form posting JSON-looking text/plain), waits for each to be sent and answered,
+/// then sets `window.attackDone`.
+fn attack_page(api: &str, victim: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body>
+<form id="f" method="POST" action="{api}/v1/jobs" enctype="text/plain" target="sink">
+<input name='{{"kind":"noop","goal":"csrf form","created_by":"' value='x"}}'></form>
+<iframe name="sink" id="sink"></iframe>
+<script>
+window.attackDone = false;
+const sent = [
+  fetch('{api}/v1/jobs', {{method: 'POST', mode: 'no-cors', body: JSON.stringify({{kind: 'noop', goal: 'csrf fetch'}})}}),
+  fetch('{api}/v1/jobs/batch', {{method: 'POST', mode: 'no-cors', body: JSON.stringify([{{kind: 'noop', goal: 'csrf batch'}}])}}),
+  fetch('{api}/v1/jobs/{victim}/cancel', {{method: 'POST', mode: 'no-cors'}}),
+  fetch('{api}/v1/queues/held/resume', {{method: 'POST', mode: 'no-cors'}}),
+  // The form's answer is on the API's origin: once it has loaded in the frame, reading
+  // the frame's address throws.
+  new Promise(done => {{
+    const sink = document.getElementById('sink');
+    document.getElementById('f').submit();
+    const poll = setInterval(() => {{
+      try {{ void sink.contentWindow.location.href; }} catch (e) {{ clearInterval(poll); done(); }}
+    }}, 20);
+  }}),
+];
+Promise.allSettled(sent).then(() => {{ window.attackDone = true; }});
+</script></body></html>"#
+    )
+}
+
+/// Pages on other origins (another site, and another port of 127.0.0.1, which browsers
+/// call the same site) fire every write they can at a tokenless `drover serve`; a page on
+/// a name that resolves to 127.0.0.1 (DNS rebinding, simulated with Chromium's resolver
+/// rules) tries to read and write through its own origin. Nothing is stored, cancelled or
+/// resumed, and the rebinding page gets 403s. The dashboard itself still works under its
+/// CSP, takes `?token=` out of the address bar, and runs no injected inline script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_on_other_origins_cannot_change_anything() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    let http = http.build().expect("reqwest client");
+
+    // 1. A tokenless server (the default), a job held in a paused queue, ChromeDriver.
+    let (app_port, driver_port, page_port) = (free_port(), free_port(), free_port());
+    let api = format!("http://127.0.0.1:{app_port}");
+    let store = format!("sqlite://{}", tmp.path().join("c.db").display());
+    let bind = format!("127.0.0.1:{app_port}");
+    let mut app = Proc::spawn(
+        "drover serve",
+        Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args(["serve", "--store", &store, "--bind", &bind, "--slots", "1"])
+            .arg("--enable-test-kinds")
+            .env("DROVER_LOG", "warn")
+            .env("DROVER_WORKERS__POLL_INTERVAL", "100ms"),
+    );
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    let mut driver = Proc::spawn(
+        "chromedriver",
+        Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null()),
+    );
+    app.wait_ready(&http, &format!("{api}/healthz")).await;
+    driver
+        .wait_ready(&http, &format!("{driver_url}/status"))
+        .await;
+    let paused = http
+        .post(format!("{api}/v1/queues/held/pause"))
+        .send()
+        .await;
+    assert_eq!(paused.expect("pause queue held").status().as_u16(), 202);
+    let body = json!({"kind": "noop", "goal": "victim", "queue": "held"});
+    let res = http.post(format!("{api}/v1/jobs")).json(&body).send().await;
+    let res = res.expect("POST /v1/jobs");
+    assert_eq!(res.status().as_u16(), 201, "submit the victim job");
+    let victim: Value = res.json().await.expect("job JSON");
+    let victim = victim["id"].as_str().expect("a job id").to_string();
+
+    // 2. The attacker's page, served on another port.
+    let page = attack_page(&api, &victim);
+    let site = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(page) }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", page_port)).await;
+    let listener = listener.expect("bind the attacker's page");
+    tokio::spawn(async move { axum::serve(listener, site).await });
+
+    let rules = "--host-resolver-rules=MAP rebind.test 127.0.0.1".to_string();
+    let client = chromium(&driver_url, &tmp.path().join("chromium"), &[rules]).await;
+    for origin in [
+        format!("http://localhost:{page_port}"),
+        format!("http://127.0.0.1:{page_port}"),
+    ] {
+        client
+            .goto(&format!("{origin}/"))
+            .await
+            .expect("open the attacker's page");
+        let what = format!("the attack from {origin} to finish");
+        wait_for(&client, &what, "body", async || {
+            let done = client
+                .execute("return window.attackDone === true;", vec![])
+                .await;
+            (done.ok()? == Value::Bool(true)).then_some(())
+        })
+        .await;
+    }
+
+    // 3. DNS rebinding: a page whose own name now points at the API.
+    let rebound = format!("http://rebind.test:{app_port}");
+    client
+        .goto(&format!("{rebound}/"))
+        .await
+        .expect("open the rebound name");
+    let script = "const done = arguments[arguments.length - 1];
+        const post = {method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({kind: 'noop', goal: 'rebound'})};
+        Promise.all([fetch('/v1/jobs'), fetch('/v1/jobs', post), fetch('/')])
+            .then(rs => done(rs.map(r => r.status)), e => done(String(e)));";
+    let statuses = client.execute_async(script, vec![]).await;
+    let statuses = statuses.expect("the rebound page's requests");
+    assert_eq!(
+        statuses,
+        json!([403, 403, 403]),
+        "reads and writes through a rebound name"
+    );
+
+    // 4. Nothing changed: one job, still queued; the queue still paused.
+    let list = http
+        .get(format!("{api}/v1/jobs"))
+        .send()
+        .await
+        .expect("list");
+    let list: Value = list.json().await.expect("list JSON");
+    let jobs = list["jobs"].as_array().expect("jobs");
+    let goals: Vec<&Value> = jobs.iter().map(|j| &j["goal"]).collect();
+    assert_eq!(goals, [&json!("victim")], "jobs after the attacks");
+    assert_eq!(jobs[0]["status"], "queued");
+    let queues = http
+        .get(format!("{api}/v1/queues"))
+        .send()
+        .await
+        .expect("queues");
+    let queues: Value = queues.json().await.expect("queues JSON");
+    let held = queues["queues"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["name"] == "held"));
+    assert_eq!(held.expect("queue held")["paused"], true);
+
+    // 5. The dashboard under its CSP: it runs, drops ?token= from the address bar, and an
+    // injected inline script does not run.
+    client
+        .goto(&format!("{api}/?token=t0ken-for-this-tab"))
+        .await
+        .expect("open the dashboard");
+    let row = format!(r#"tr.job-row[data-job-id="{victim}"]"#);
+    wait_for(
+        &client,
+        "the victim's row on the dashboard",
+        &row,
+        async || client.find(Locator::Css(&row)).await.ok().map(|_| ()),
+    )
+    .await;
+    let url = client.current_url().await.expect("the page's URL");
+    assert_eq!(
+        url.query(),
+        None,
+        "the token stays in the address bar: {url}"
+    );
+    let kept = "return sessionStorage.getItem('drover.token');";
+    let kept = client.execute(kept, vec![]).await.expect("sessionStorage");
+    assert_eq!(kept, json!("t0ken-for-this-tab"));
+    let injected = "const s = document.createElement('script');
+        s.textContent = 'window.injected = true;';
+        document.body.appendChild(s);
+        return window.injected === true;";
+    let ran = client
+        .execute(injected, vec![])
+        .await
+        .expect("inject a script");
+    assert_eq!(
+        ran,
+        Value::Bool(false),
+        "an inline script outside the CSP ran"
+    );
+
     client.close().await.expect("close the browser session");
 }

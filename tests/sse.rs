@@ -39,6 +39,7 @@ async fn start_api(store: &str, logs: &std::path::Path) -> ApiProcess {
             store,
             "--bind",
             &format!("127.0.0.1:{port}"),
+            "--enable-test-kinds",
         ])
         .env("DROVER_LOG", "info,sqlx=warn")
         .stdout(Stdio::null())

@@ -3,16 +3,25 @@
 //! and metrics endpoints a worker process serves ([`WorkerEndpoints`]).
 //!
 //! Handlers are thin: they parse and validate at the edge, call the store, and turn every
-//! failure into `{"error": {"code", "message"}}` through [`ApiError`].
+//! failure into `{"error": {"code", "message"}}` through [`ApiError`]. What every request
+//! goes through is a layer: the access log, the deadline, the Host and cross-site checks
+//! ([`origin`]), `nosniff`, the body limit, and the token on `/v1`.
 
+mod access_log;
 mod auth;
 mod error;
+mod headers;
+mod limits;
 mod ops;
+mod origin;
 mod routes;
+mod server;
 pub mod sse;
 mod worker_ops;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -24,13 +33,25 @@ pub use error::ApiError;
 pub use sse::EventHub;
 pub use worker_ops::WorkerEndpoints;
 
-/// What the API serves from.
+/// What the API serves from. No `Debug`: it holds the token.
 #[derive(Clone)]
 pub struct ApiConfig {
     /// When set, every `/v1` route needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// Host names, besides the bound address (and `localhost` on loopback), that requests
+    /// may carry in `Host`; others are refused with 403 (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// The address the server listens on; [`serve_on`] sets it from its listener. `None`
+    /// (a router used in-process) is treated as loopback.
+    pub bound: Option<SocketAddr>,
+    /// A handler that has not answered in this long gets 503 `timeout`.
+    pub request_timeout: Duration,
+    /// A connection that has not sent its request headers in this long is closed.
+    pub header_read_timeout: Duration,
+    /// Event streams open at once; past this, `GET …/events` answers 429.
+    pub max_sse_streams: usize,
 }
 
 impl Default for ApiConfig {
@@ -38,6 +59,11 @@ impl Default for ApiConfig {
         ApiConfig {
             token: None,
             max_body_bytes: 1024 * 1024,
+            allowed_hosts: Vec::new(),
+            bound: None,
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_sse_streams: 1000,
         }
     }
 }
@@ -49,6 +75,8 @@ pub struct AppState {
     pub registry: Registry,
     pub hub: Arc<EventHub>,
     pub config: ApiConfig,
+    /// One permit per open event stream (`config.max_sse_streams` in all).
+    pub sse_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -56,6 +84,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, registry: Registry, config: ApiConfig) -> Self {
         AppState {
             hub: EventHub::start(store.clone()),
+            sse_streams: Arc::new(tokio::sync::Semaphore::new(config.max_sse_streams)),
             store,
             registry,
             config,
@@ -65,6 +94,8 @@ impl AppState {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    // Hash the dashboard's inline script and style now, not on the first page view.
+    headers::dashboard_csp();
     let v1 = Router::new()
         .route("/jobs", post(routes::submit).get(routes::list))
         .route("/jobs/batch", post(routes::submit_batch))
@@ -93,29 +124,35 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn(headers::nosniff))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::deadline,
+        ))
+        .layer(axum::middleware::from_fn(access_log::log))
         .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; open SSE streams are closed
 /// then, and their clients reconnect elsewhere with `Last-Event-ID`.
 pub async fn serve_on(
-    state: AppState,
+    mut state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     ops::install_metrics();
-    tracing::info!(addr = ?listener.local_addr().ok(), "API listening");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "API listening");
+    state.config.bound = Some(addr);
+    let header_read_timeout = state.config.header_read_timeout;
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
         hub.close();
     };
-    // `into_make_service`: a bare `Router` given to `axum::serve` deep-clones its whole route
-    // table (every boxed handler and the `AppState` each auth layer holds) for each
-    // connection, and the connection keeps that copy while it is open: about 37 KB per
-    // connection here, most of what 10,000 SSE clients cost. `router` has applied its state
-    // already, so sharing the one table (an `Arc` clone) per connection does the same work.
-    axum::serve(listener, router(state).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router(state), header_read_timeout, shutdown).await
 }

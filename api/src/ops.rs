@@ -47,23 +47,39 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-pub async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("dashboard.html"))
+/// The dashboard page, with a CSP that lets only its own inline script and style run.
+pub async fn dashboard() -> Response {
+    let headers = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            crate::headers::dashboard_csp().clone(),
+        ),
+        (
+            header::REFERRER_POLICY,
+            header::HeaderValue::from_static("no-referrer"),
+        ),
+    ];
+    (headers, Html(crate::headers::DASHBOARD_HTML)).into_response()
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the store answers.
+/// Ready when the store answers. The route is open, so the store's error (which can name
+/// hosts and users) goes to the log, not into the answer.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.next_run_at().await {
         Ok(_) => Json(json!({ "status": "ready", "store": state.store.backend() })).into_response(),
-        Err(err) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": { "code": "store_unavailable", "message": err.to_string() } })),
-        )
-            .into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check: the store did not answer");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store did not answer (the reason is in the server's log)",
+            )
+            .into_response()
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use drover_queue::{
     ArtifactMeta, Checkpoint, Enqueued, Job, JobFilter, JobId, JobStatus, NewJob, QueueStats,
     WorkerInfo,
 };
+use futures_util::StreamExt as _;
 use serde::Serialize;
 
 use crate::error::ErrorBody;
@@ -78,7 +79,23 @@ fn parse_job(value: serde_json::Value, at: &str) -> Result<NewJob, ApiError> {
     })
 }
 
-fn parse_body(body: &Bytes) -> Result<serde_json::Value, ApiError> {
+/// A JSON request body: `Content-Type: application/json` (415 otherwise, which also keeps
+/// browsers' cross-site "simple" form and `fetch` posts out), then valid JSON (400).
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let essence = content_type.map(|v| v.split(';').next().unwrap_or("").trim());
+    if !essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type: must be application/json, got {}",
+                content_type.map_or("none".to_string(), |v| format!("`{v}`"))
+            ),
+        ));
+    }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("body: not valid JSON: {e}")))
 }
@@ -100,12 +117,17 @@ fn prepare(state: &AppState, job: NewJob, at: &str) -> Result<NewJob, ApiError> 
         (status = 201, description = "Stored", body = Job),
         (status = 200, description = "A job with this idempotency_key and the same body exists", body = Job),
         (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "A field is invalid (named in the message)", body = ErrorBody),
         (status = 409, description = "idempotency_key used with a different body", body = ErrorBody),
         (status = 429, description = "The queue holds max_queue_size jobs", body = ErrorBody),
     ))]
-pub async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let job = prepare(&state, parse_job(parse_body(&body)?, "")?, "")?;
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let job = prepare(&state, parse_job(parse_body(&headers, &body)?, "")?, "")?;
     let kind = job.kind.clone();
     let outcome = state.store.enqueue(job).await?;
     Ok(match outcome {
@@ -121,14 +143,16 @@ pub async fn submit(State(state): State<AppState>, body: Bytes) -> Result<Respon
 #[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = Vec<NewJob>,
     responses(
         (status = 201, description = "Stored (jobs that already existed by idempotency_key are returned as they are)", body = JobBatch),
-        (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, body = ErrorBody),
     ))]
 pub async fn submit_batch(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let serde_json::Value::Array(items) = parse_body(&body)? else {
+    let serde_json::Value::Array(items) = parse_body(&headers, &body)? else {
         return Err(ApiError::invalid("body", "must be an array of jobs"));
     };
     if items.is_empty() || items.len() > MAX_BATCH {
@@ -172,7 +196,7 @@ pub async fn list(
     for key in query.keys() {
         if !matches!(
             key.as_str(),
-            "status" | "kind" | "created_by" | "limit" | "cursor" | "token"
+            "status" | "kind" | "created_by" | "limit" | "cursor"
         ) {
             return Err(ApiError::bad_request(format!(
                 "{key}: unknown query parameter (expected status, kind, created_by, limit, cursor)"
@@ -274,7 +298,8 @@ pub async fn cancel(
     params(("id" = String, Path), ("after" = Option<i64>, Query, description = "replay after this seq"),
         ("Last-Event-ID" = Option<i64>, Header, description = "replay after this seq (wins over after)")),
     responses((status = 200, description = "text/event-stream: id = seq, event = status | progress | checkpoint | log | artifact | error | end, data = JSON"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "api.max_sse_streams streams are open", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -305,10 +330,26 @@ pub async fn events(
     // A feed this request starts broadcasts from the newest event; the client replays the
     // rest from the store itself.
     let job = state.store.get(id).await?;
-    Ok(
-        crate::sse::stream(&state.hub, state.store.clone(), id, after, job.event_seq)
-            .into_response(),
-    )
+    let permit = state.sse_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "{} event streams are open, the most this server allows \
+                 (api.max_sse_streams); retry later",
+                state.config.max_sse_streams
+            ),
+        )
+    })?;
+    let response = crate::sse::stream(&state.hub, state.store.clone(), id, after, job.event_seq)
+        .into_response();
+    // The stream holds its permit until it ends or its client leaves.
+    Ok(response.map(|body| {
+        axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &permit;
+            chunk
+        }))
+    }))
 }
 
 /// The kept checkpoints' metadata.
@@ -353,14 +394,20 @@ pub async fn artifact(
         .artifact(id, &name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} has no artifact `{name}`")))?;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        name.replace(['"', '\\', '\r', '\n'], "_")
-    );
+    // The kind chose the content type; a value that is no header value is served as bytes.
+    let content_type = header::HeaderValue::from_str(&artifact.meta.content_type)
+        .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
     Ok((
         [
-            (header::CONTENT_TYPE, artifact.meta.content_type),
-            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_DISPOSITION,
+                crate::headers::attachment(&name),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(crate::headers::DOWNLOAD_CSP),
+            ),
         ],
         artifact.data,
     )

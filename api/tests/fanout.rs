@@ -18,7 +18,11 @@ const EVENTS: i64 = 30;
 
 async fn many_clients_share_one_read_per_event(backend: Backend) {
     let store = backend.open().await;
-    let state = AppState::new(store.clone(), Registry::builtin(), ApiConfig::default());
+    let state = AppState::new(
+        store.clone(),
+        Registry::with_test_kinds(),
+        ApiConfig::default(),
+    );
     let hub = state.hub.clone();
     let app = router(state);
     let job = store

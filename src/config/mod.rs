@@ -39,7 +39,7 @@ const VERBATIM_ENV_KEYS: &[&str] = &["queue.url", "api.bind", "api.token"];
 
 /// Keys holding lists, which the environment may also give comma-separated
 /// (`DROVER_WORKERS__QUEUES=default,emails`) besides YAML flow style (`[default, emails]`).
-const LIST_ENV_KEYS: &[&str] = &["workers.queues"];
+const LIST_ENV_KEYS: &[&str] = &["workers.queues", "api.allowed_hosts"];
 
 /// Store URL schemes drover has a backend for.
 const STORE_SCHEMES: &[&str] = &["sqlite:", "postgres://", "postgresql://", "redis://"];
@@ -306,6 +306,14 @@ pub struct Api {
     pub token: Option<String>,
     /// Largest request body accepted, in bytes. Default 1 MiB.
     pub max_body_bytes: u64,
+    /// Host names, besides the bound address (and `localhost` when bound to loopback),
+    /// that requests may name in `Host`, for a reverse proxy or a DNS name. Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Event streams (`GET /v1/jobs/{id}/events`) open at once; past it, 429. Default 1000.
+    pub max_sse_streams: u32,
+    /// A request whose answer has not started in this long gets 503. Default 30s.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
 }
 
 impl fmt::Debug for Api {
@@ -314,6 +322,9 @@ impl fmt::Debug for Api {
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("max_sse_streams", &self.max_sse_streams)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -324,6 +335,9 @@ impl Default for Api {
             bind: "127.0.0.1:8080".to_owned(),
             token: None,
             max_body_bytes: 1024 * 1024,
+            allowed_hosts: Vec::new(),
+            max_sse_streams: 1000,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -359,6 +373,12 @@ impl Config {
         }
         if self.persistence.max_checkpoints == 0 {
             return Err(invalid("persistence.max_checkpoints", "must be at least 1"));
+        }
+        if self.api.max_sse_streams == 0 {
+            return Err(invalid("api.max_sse_streams", "must be at least 1"));
+        }
+        if self.api.request_timeout.is_zero() {
+            return Err(invalid("api.request_timeout", "must be longer than 0s"));
         }
         let url = &self.queue.url;
         if !STORE_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {

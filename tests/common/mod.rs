@@ -98,6 +98,7 @@ fn worker_command(store_url: &str, id: &str, slots: u32, log_dir: &std::path::Pa
     let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
     command
         .args(["worker", "--store", store_url, "--worker-id", id])
+        .arg("--enable-test-kinds")
         .args(["--slots", &slots.to_string()])
         .env("DROVER_WORKERS__LEASE_TTL", "2s")
         .env("DROVER_WORKERS__HEARTBEAT_INTERVAL", "300ms")

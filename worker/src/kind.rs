@@ -64,9 +64,19 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry with drover's built-in kinds.
-    pub fn builtin() -> Self {
-        let mut registry = Registry::default();
+    /// The kinds a production process runs: the real workloads only. drover has none yet
+    /// besides its test kinds, so this is empty; a job of a test kind submitted to it is
+    /// refused with a message naming `--enable-test-kinds`.
+    pub fn production() -> Self {
+        Registry::default()
+    }
+
+    /// [`Registry::production`] plus the test kinds (`noop`, `sleep`, `demo`;
+    /// [`crate::kinds::TEST_KINDS`]), for tests, `drover demo`, `drover bench` and processes
+    /// started with `--enable-test-kinds`. `demo` POSTs to any `config.effect_url`, which is
+    /// why these are not in production registries.
+    pub fn with_test_kinds() -> Self {
+        let mut registry = Registry::production();
         registry.register(crate::kinds::Noop);
         registry.register(crate::kinds::Sleep);
         registry.register(crate::kinds::demo());
@@ -92,11 +102,20 @@ impl Registry {
         job.validate()?;
         let kind = self.get(&job.kind).ok_or_else(|| InvalidJob {
             field: "kind",
-            message: format!(
-                "unknown kind `{}` (known: {})",
-                job.kind,
-                self.names().join(", ")
-            ),
+            message: if crate::kinds::TEST_KINDS.contains(&job.kind.as_str()) {
+                format!(
+                    "`{}` is a test kind; start the server with --enable-test-kinds",
+                    job.kind
+                )
+            } else {
+                let known = self.names();
+                let known = if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                };
+                format!("unknown kind `{}` (known: {known})", job.kind)
+            },
         })?;
         kind.validate(&job.config).map_err(|message| InvalidJob {
             field: "config",

@@ -74,6 +74,13 @@ pub(crate) async fn execute(
         .record(waited.as_secs_f64());
     let started = std::time::Instant::now();
     let outcome = match env.registry.get(&job.kind) {
+        None if crate::kinds::TEST_KINDS.contains(&job.kind.as_str()) => {
+            Outcome::Finished(Err(JobError::Permanent(format!(
+                "this worker has no kind `{}`: a test kind, run only by workers started with \
+                 --enable-test-kinds",
+                job.kind
+            ))))
+        }
         None => Outcome::Finished(Err(JobError::Permanent(format!(
             "this worker has no kind `{}`",
             job.kind

@@ -45,7 +45,7 @@ fn report() -> GraphKind<Report> {
 }
 
 fn registry() -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::with_test_kinds();
     registry.register(report());
     registry
 }

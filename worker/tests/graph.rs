@@ -146,7 +146,7 @@ fn trouble() -> GraphKind<Tally> {
 }
 
 fn registry() -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::with_test_kinds();
     registry
         .register(routed())
         .register(stepper())

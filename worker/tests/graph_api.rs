@@ -260,7 +260,7 @@ fn mailer(runs: Runs) -> GraphKind<Bag> {
 }
 
 fn registry_with(kinds: impl FnOnce(&mut Registry)) -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::with_test_kinds();
     kinds(&mut registry);
     registry
 }

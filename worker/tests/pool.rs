@@ -110,7 +110,7 @@ impl Kind for Poison {
 }
 
 fn registry(concurrency: &Arc<Concurrency>) -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::with_test_kinds();
     registry
         .register(Poison)
         .register(Busy(concurrency.clone()))

@@ -163,7 +163,7 @@ async fn post_effect(
         .map_err(|e| {
             metrics::counter!("drover_external_calls_total", "tool" => "demo_effect", "outcome" => "error")
                 .increment(1);
-            JobError::Transient(format!("effect POST failed: {e}"))
+            JobError::Transient(format!("effect POST failed: {}", without_url(e)))
         })?;
     let status = response.status();
     let (outcome, result) = if status.is_success() {
@@ -188,9 +188,43 @@ async fn post_effect(
     result
 }
 
+/// The error and its causes, without the URL: the error lands in the job's `error`, its
+/// events, the dashboard and the logs, and a URL can carry credentials or internal names.
+fn without_url(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_effect_post_does_not_name_its_url() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("http://127.0.0.1:{port}/hook-secret-path?key=k3y");
+        let err = post_effect(&url, uuid::Uuid::nil(), 0, Duration::from_secs(5))
+            .await
+            .expect_err("nothing listens there");
+        let JobError::Transient(message) = err else {
+            panic!("a connection error is transient: {err:?}");
+        };
+        assert!(message.starts_with("effect POST failed: "), "{message}");
+        for secret in ["hook-secret-path", "k3y", &port.to_string()] {
+            assert!(!message.contains(secret), "{secret} in {message}");
+        }
+    }
 
     #[test]
     fn config_defaults_and_errors_name_the_field() {

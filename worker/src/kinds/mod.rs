@@ -1,4 +1,5 @@
-//! Built-in kinds for tests, demos and benchmarks.
+//! Built-in kinds for tests, demos and benchmarks. They are registered only by
+//! [`crate::Registry::with_test_kinds`], never by a production registry.
 
 use std::time::Duration;
 
@@ -7,6 +8,9 @@ use serde_json::{json, Value};
 
 use crate::context::JobContext;
 use crate::kind::{JobError, Kind};
+
+/// The names of the test kinds, so that a production registry can say why it refuses them.
+pub const TEST_KINDS: &[&str] = &["noop", "sleep", "demo"];
 
 /// `noop`: completes at once. The throughput workload.
 pub struct Noop;
