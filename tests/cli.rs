@@ -307,9 +307,10 @@ fn each_command_shows_only_the_flags_it_uses() {
                 "--queues",
                 "--worker-id",
                 "--enable-test-kinds",
+                "--bind",
                 "PostgreSQL or Redis",
             ],
-            &["--token", "--bind", "--api"],
+            &["--token", "--api"],
         ),
         (
             &["serve"],
