@@ -221,17 +221,7 @@ impl NewJob {
             return invalid("config", "must be a JSON object".into());
         }
         if let Some(queue) = &self.queue {
-            let ok = !queue.is_empty()
-                && queue.len() <= MAX_QUEUE_NAME_LEN
-                && queue
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !ok {
-                return invalid(
-                    "queue",
-                    format!("must be 1 to {MAX_QUEUE_NAME_LEN} of [A-Za-z0-9._-]"),
-                );
-            }
+            check_queue_name(queue)?;
         }
         if self.max_attempts == Some(0) || self.max_attempts.is_some_and(|n| n > 1000) {
             return invalid("max_attempts", "must be between 1 and 1000".into());
@@ -283,6 +273,24 @@ impl NewJob {
         // serde_json maps are sorted by key, so this text is canonical for equal bodies.
         let canonical = serde_json::to_string(&body).unwrap_or_default();
         format!("{:016x}", fnv1a64(canonical.as_bytes()))
+    }
+}
+
+/// Checks a queue name (`[A-Za-z0-9._-]`, 1 to 64 characters): the stores build key and
+/// channel names from it, so it is checked wherever one arrives, not only at the API.
+pub fn check_queue_name(name: &str) -> Result<(), InvalidJob> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_QUEUE_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidJob {
+            field: "queue",
+            message: format!("must be 1 to {MAX_QUEUE_NAME_LEN} of [A-Za-z0-9._-]"),
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use crate::job::{from_millis, JobId};
 use crate::store::*;
 
 impl PgStore {
-    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
+    async fn write_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(include_str!("sql/set_queue_paused.sql"))
             .bind(name)
@@ -43,12 +43,8 @@ impl Maintenance for PgStore {
         Ok(next.map(from_millis))
     }
 
-    async fn pause_queue(&self, name: &str) -> StoreResult<()> {
-        self.set_queue_paused(name, true).await
-    }
-
-    async fn resume_queue(&self, name: &str) -> StoreResult<()> {
-        self.set_queue_paused(name, false).await
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
+        self.write_queue_paused(name, paused).await
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueStats>> {

@@ -280,12 +280,12 @@ impl Maintenance for RedisStore {
         maintenance::next_run_at(self).await
     }
 
-    async fn pause_queue(&self, name: &str) -> StoreResult<()> {
-        maintenance::pause_queue(self, name).await
-    }
-
-    async fn resume_queue(&self, name: &str) -> StoreResult<()> {
-        maintenance::resume_queue(self, name).await
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
+        if paused {
+            maintenance::pause_queue(self, name).await
+        } else {
+            maintenance::resume_queue(self, name).await
+        }
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueStats>> {

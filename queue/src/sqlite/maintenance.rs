@@ -18,7 +18,7 @@ const PRUNE: [&str; 5] = [
 ];
 
 impl SqliteStore {
-    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
+    async fn write_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
         sqlx::query(include_str!("sql/set_queue_paused.sql"))
             .bind(name)
             .bind(paused)
@@ -64,12 +64,8 @@ impl Maintenance for SqliteStore {
         Ok(next.map(from_millis))
     }
 
-    async fn pause_queue(&self, name: &str) -> StoreResult<()> {
-        self.set_queue_paused(name, true).await
-    }
-
-    async fn resume_queue(&self, name: &str) -> StoreResult<()> {
-        self.set_queue_paused(name, false).await
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()> {
+        self.write_queue_paused(name, paused).await
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueStats>> {

@@ -69,7 +69,21 @@ pub trait Maintenance: Transact {
     /// The earliest future `run_at` among queued jobs, for the worker's wake-up timer.
     async fn next_run_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
-    async fn pause_queue(&self, name: &str) -> StoreResult<()>;
-    async fn resume_queue(&self, name: &str) -> StoreResult<()>;
+    /// Stops leasing from the queue `name` (checked like a job's queue name first).
+    async fn pause_queue(&self, name: &str) -> StoreResult<()> {
+        crate::job::check_queue_name(name)?;
+        self.set_queue_paused(name, true).await
+    }
+
+    /// Leases from the queue `name` again.
+    async fn resume_queue(&self, name: &str) -> StoreResult<()> {
+        crate::job::check_queue_name(name)?;
+        self.set_queue_paused(name, false).await
+    }
+
+    /// The backend's write behind [`Maintenance::pause_queue`] and
+    /// [`Maintenance::resume_queue`], for a name already checked.
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> StoreResult<()>;
+
     async fn queues(&self) -> StoreResult<Vec<QueueStats>>;
 }

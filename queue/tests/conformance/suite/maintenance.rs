@@ -33,6 +33,23 @@ pub async fn migrations_are_idempotent_and_concurrent(b: &Backend) {
 
 pub async fn paused_queues_are_not_leased(b: &Backend) {
     let store = b.open().await;
+    // A queue name becomes key and channel names: the store checks it too, not only the API.
+    for bad in ["}", "", "a b", "q\u{0}"] {
+        for result in [store.pause_queue(bad).await, store.resume_queue(bad).await] {
+            assert!(
+                matches!(&result, Err(StoreError::Invalid(e)) if e.field == "queue"),
+                "{bad:?}: {result:?}"
+            );
+        }
+    }
+    let names: Vec<String> = store
+        .queues()
+        .await
+        .expect("queues")
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert!(!names.iter().any(|n| n == "}" || n.is_empty()), "{names:?}");
     let mail = enqueue(&store, NewJob::new("noop", "mail").queue("mail")).await;
     let other = enqueue(&store, NewJob::new("noop", "other").priority(Priority::Low)).await;
     store.pause_queue("mail").await.expect("pause queue");
