@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use drover_queue::job::MAX_QUEUE_NAME_LEN;
 use drover_queue::{
     ArtifactMeta, Checkpoint, Enqueued, Job, JobFilter, JobId, JobStatus, NewJob, QueueStats,
     WorkerInfo,
@@ -423,19 +422,8 @@ pub async fn queues(State(state): State<AppState>) -> Result<Json<QueueList>, Ap
 }
 
 fn queue_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_QUEUE_NAME_LEN
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "name",
-            format!("a queue name is 1 to {MAX_QUEUE_NAME_LEN} of [A-Za-z0-9._-]"),
-        ))
-    }
+    // The API names the path parameter; the rule itself is the store's.
+    drover_queue::job::check_queue_name(name).map_err(|e| ApiError::invalid("name", e.message))
 }
 
 /// Stop leasing from a queue.
