@@ -132,6 +132,7 @@ pub struct Fleet {
 impl Fleet {
     /// `hosts` hosts on the store at `url` (a schema URL); no worker runs yet.
     pub async fn new(hosts: usize, url: String) -> Fleet {
+        crate::netns::require_namespaces();
         let turn = Turn::take();
         let net = Net::create(hosts);
         let store = open(&url).await;

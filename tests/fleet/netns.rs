@@ -34,7 +34,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 /// Panics, naming what is missing, unless this process can create network namespaces.
-fn require_namespaces() {
+pub fn require_namespaces() {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     assert!(
