@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod pg_server;
+
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,7 +95,9 @@ pub fn spawn_serving_worker(
     (process, url)
 }
 
-fn worker_command(store_url: &str, id: &str, slots: u32, log_dir: &std::path::Path) -> Command {
+/// The `drover worker` command [`spawn_worker`] runs (short leases, stderr to
+/// `log_dir/<id>.log`), for callers that adjust it before [`WorkerProcess::spawn`].
+pub fn worker_command(store_url: &str, id: &str, slots: u32, log_dir: &std::path::Path) -> Command {
     let log = std::fs::File::create(log_dir.join(format!("{id}.log"))).expect("log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
     command
@@ -112,6 +116,18 @@ fn worker_command(store_url: &str, id: &str, slots: u32, log_dir: &std::path::Pa
 }
 
 impl WorkerProcess {
+    /// Spawns `command` (one made by [`worker_command`]) as worker `id`, stdout discarded.
+    pub fn spawn(id: &str, mut command: Command) -> WorkerProcess {
+        let child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn drover worker {id}: {e}"));
+        WorkerProcess {
+            id: id.to_string(),
+            child,
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
