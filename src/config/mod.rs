@@ -164,8 +164,8 @@ impl Default for Workers {
     }
 }
 
-/// The `queue` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// The `queue` section. Its `Debug` shows the store URL with any password replaced.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSection {
     /// Store URL: `sqlite:…`, `postgres://…`, `postgresql://…` or `redis://…`.
@@ -183,6 +183,19 @@ pub struct QueueSection {
     pub priority_levels: u32,
     /// Refuse new jobs once this many are pending; `None` (the default) means no bound.
     pub max_queue_size: Option<u64>,
+}
+
+impl fmt::Debug for QueueSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueSection")
+            .field("url", &crate::settings::redact(&self.url))
+            .field("max_retries", &self.max_retries)
+            .field("retry_delay", &self.retry_delay)
+            .field("max_retry_delay", &self.max_retry_delay)
+            .field("priority_levels", &self.priority_levels)
+            .field("max_queue_size", &self.max_queue_size)
+            .finish()
+    }
 }
 
 impl Default for QueueSection {
@@ -229,7 +242,8 @@ impl Default for Persistence {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Jobs running at once across the pool; `None` (the default) means one per worker.
+    /// Jobs running at once in this process's pool (not across the fleet); `None` (the
+    /// default) means one per worker slot.
     pub max_concurrent_jobs: Option<u32>,
     /// Headroom kept below an upstream rate limit, in percent. Default 10.
     pub rate_limit_buffer: u32,

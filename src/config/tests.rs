@@ -259,3 +259,21 @@ fn keys_without_effect_yet_are_reported() {
         Config::load(Some(file("workers:\n  pool_size: 2\n").path()), env(&[])).expect("load");
     assert!(plain.inert_keys_set().is_empty());
 }
+
+#[test]
+fn debug_output_never_shows_a_store_password() {
+    let config = Config::load(
+        Some(file("workers:\n  pool_size: 2\n").path()),
+        env(&[(
+            "DROVER_QUEUE__URL",
+            "postgres://drover:s3cret@db:5432/drover",
+        )]),
+    )
+    .expect("load");
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(
+        shown.contains("postgres://drover:***@db:5432/drover"),
+        "{shown}"
+    );
+}
