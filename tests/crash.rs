@@ -17,13 +17,7 @@ async fn sigkilled_worker_jobs_complete_exactly_once() {
     let jobs: Vec<NewJob> = (0..60)
         .map(|i| NewJob::new("sleep", format!("crash test {i}")).config(json!({"ms": 300})))
         .collect();
-    let jobs: Vec<JobId> = store
-        .enqueue_batch(jobs)
-        .await
-        .expect("enqueue")
-        .iter()
-        .map(|e| e.job().id)
-        .collect();
+    let jobs: Vec<JobId> = enqueue_all(&*store, jobs).await;
 
     let mut victim = spawn_worker(&url, "victim", 4, logs.path());
     let _a = spawn_worker(&url, "survivor-a", 4, logs.path());
@@ -95,21 +89,17 @@ async fn sigterm_hands_running_jobs_back_to_other_workers() {
     let store = open(&url).await;
     let logs = tempfile::tempdir().expect("temp dir");
     // Long jobs: they can only finish elsewhere if the first worker hands them back.
-    let jobs: Vec<JobId> = store
-        .enqueue_batch(
-            (0..3)
-                .map(|i| {
-                    NewJob::new("sleep", format!("long {i}"))
-                        .config(json!({"ms": 1500}))
-                        .max_attempts(1)
-                })
-                .collect(),
-        )
-        .await
-        .expect("enqueue")
-        .iter()
-        .map(|e| e.job().id)
-        .collect();
+    let jobs: Vec<JobId> = enqueue_all(
+        &*store,
+        (0..3)
+            .map(|i| {
+                NewJob::new("sleep", format!("long {i}"))
+                    .config(json!({"ms": 1500}))
+                    .max_attempts(1)
+            })
+            .collect(),
+    )
+    .await;
     let mut first = spawn_worker(&url, "first", 3, logs.path());
     eventually(
         Duration::from_secs(30),

@@ -41,17 +41,13 @@ async fn workers_ride_out_a_postgres_restart() {
     let url = pg_schema_url(&server.url());
     let store = open(&url).await;
     let logs = tempfile::tempdir().expect("temp dir");
-    let jobs: Vec<JobId> = store
-        .enqueue_batch(
-            (0..400)
-                .map(|i| NewJob::new("sleep", format!("restart {i}")).config(json!({"ms": 40})))
-                .collect(),
-        )
-        .await
-        .expect("enqueue")
-        .iter()
-        .map(|e| e.job().id)
-        .collect();
+    let jobs: Vec<JobId> = enqueue_all(
+        &*store,
+        (0..400)
+            .map(|i| NewJob::new("sleep", format!("restart {i}")).config(json!({"ms": 40})))
+            .collect(),
+    )
+    .await;
     let mut a = spawn_worker(&url, "a", 4, logs.path());
     let mut b = spawn_worker(&url, "b", 4, logs.path());
 

@@ -155,13 +155,7 @@ async fn worker_endpoints_report_health_readiness_and_queue_depth() {
             job
         })
         .collect();
-    let later: Vec<JobId> = store
-        .enqueue_batch(later)
-        .await
-        .expect("enqueue")
-        .iter()
-        .map(|e| e.job().id)
-        .collect();
+    let later: Vec<JobId> = enqueue_all(&*store, later).await;
     eventually(
         Duration::from_secs(10),
         "the depth of queue `later`",
@@ -345,17 +339,13 @@ async fn worker_exits_by_itself_after_max_jobs_per_worker() {
     let url = pg_schema_url(&pg_url());
     let store = open(&url).await;
     let logs = tempfile::tempdir().expect("temp dir");
-    let jobs: Vec<JobId> = store
-        .enqueue_batch(
-            (0..3)
-                .map(|i| NewJob::new("noop", format!("budget {i}")))
-                .collect(),
-        )
-        .await
-        .expect("enqueue")
-        .iter()
-        .map(|e| e.job().id)
-        .collect();
+    let jobs: Vec<JobId> = enqueue_all(
+        &*store,
+        (0..3)
+            .map(|i| NewJob::new("noop", format!("budget {i}")))
+            .collect(),
+    )
+    .await;
     let (mut worker, _base) = spawn_serving_worker(
         &url,
         "budgeted",

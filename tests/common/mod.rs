@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_queue::{JobId, JobStatus, Store, StoreOptions};
+use drover_queue::{JobId, JobStatus, NewJob, Store, StoreOptions};
 
 pub use drover_queue::testing::{eventually, pg_schema_url, pg_url};
 
@@ -174,6 +174,17 @@ impl Drop for WorkerProcess {
 }
 
 /// How many times the store recorded each status for `job`.
+/// Enqueues `jobs` in one batch; their ids, in order.
+pub async fn enqueue_all(store: &dyn Store, jobs: Vec<NewJob>) -> Vec<JobId> {
+    store
+        .enqueue_batch(jobs)
+        .await
+        .expect("enqueue")
+        .iter()
+        .map(|e| e.job().id)
+        .collect()
+}
+
 pub async fn status_count(store: &dyn Store, job: JobId, status: JobStatus) -> usize {
     store
         .events(job, 0, 10_000)
