@@ -68,7 +68,10 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         let message = err.to_string();
         match err {
-            StoreError::NotFound(_) => ApiError::not_found(message),
+            StoreError::NotFound(_) | StoreError::NoGate { .. } => ApiError::not_found(message),
+            StoreError::GateConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "gate_conflict", message)
+            }
             StoreError::IllegalTransition { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "illegal_transition", message)
             }

@@ -7,6 +7,7 @@ mod row;
 mod sql_rows;
 
 mod admission;
+pub mod gate;
 pub mod job;
 pub mod migrate;
 pub mod notifier;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod testing;
 pub mod transitions;
 
+pub use gate::{Decision, Gate, GateCursor, GateFilter, GatePage, GateStatus, NewGate};
 pub use job::{FailureKind, Job, JobFailure, JobId, NewJob, Priority, Timeouts};
 pub use notifier::{LocalNotifier, Notifier, Signal};
 pub use postgres::PgStore;

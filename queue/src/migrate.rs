@@ -37,6 +37,11 @@ pub const SQLITE: &[Migration] = &[
         name: "claim_by_queue_index",
         sql: include_str!("../../migrations/sqlite/0005_claim_by_queue_index.sql"),
     },
+    Migration {
+        version: 6,
+        name: "gates",
+        sql: include_str!("../../migrations/sqlite/0006_gates.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -75,6 +80,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "fewer_index_entries",
         sql: include_str!("../../migrations/postgres/0007_fewer_index_entries.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "gates",
+        sql: include_str!("../../migrations/postgres/0008_gates.sql"),
     },
 ];
 

@@ -76,6 +76,10 @@ pub enum Settle {
     Pause,
     /// It honoured a cancel request at a safe point.
     Cancel,
+    /// It waits for a time (a rate limit reset, a sending window) without holding a slot.
+    Snooze,
+    /// It parks on gates an operator must decide.
+    Wait,
 }
 
 /// Where a settled job goes.
@@ -96,6 +100,8 @@ impl Settle {
             Settle::Shutdown => "shutdown",
             Settle::Pause => "paused",
             Settle::Cancel => "cancelled",
+            Settle::Snooze => "snoozed",
+            Settle::Wait => "waiting",
         }
     }
 
@@ -107,17 +113,21 @@ impl Settle {
             Settle::Pause => Transition::Pause,
             _ if job.cancel_requested => Transition::Cancel,
             _ if job.pause_requested => Transition::Pause,
-            Settle::Shutdown => Transition::Requeue,
+            Settle::Shutdown | Settle::Snooze => Transition::Requeue,
+            Settle::Wait => Transition::Wait,
             Settle::LeaseExpired if job.attempt < job.max_attempts => Transition::Requeue,
             Settle::LeaseExpired => Transition::Fail,
         };
         let status = JobStatus::Running
             .after(transition)
             .expect("every settle transition starts from running");
-        // A run stopped by its worker's shutdown or by an operator's pause did not fail:
-        // hand the attempt back, so pausing a job many times never exhausts its retries.
+        // A run stopped by its worker's shutdown, an operator's pause, a snooze or a wait
+        // did not fail: hand the attempt back, so pausing, snoozing or waiting many times
+        // never exhausts a job's retries.
         let attempt = match self {
-            Settle::Shutdown | Settle::Pause => job.attempt.saturating_sub(1),
+            Settle::Shutdown | Settle::Pause | Settle::Snooze | Settle::Wait => {
+                job.attempt.saturating_sub(1)
+            }
             Settle::LeaseExpired | Settle::Cancel => job.attempt,
         };
         let error = (transition == Transition::Fail).then(|| JobFailure {

@@ -2,7 +2,6 @@
 //! and Rust-side types, so one macro serves both row types.
 
 use crate::job::{Job, JobFailure};
-use crate::operator::Settle;
 use crate::status::JobStatus;
 use crate::store::StoreError;
 
@@ -202,7 +201,7 @@ pub(crate) fn parse_status(s: &str) -> Result<JobStatus, StoreError> {
 }
 
 /// The data of the `status` event a settled job gets.
-pub(crate) fn status_event(job: &Job, settle: Option<&Settle>) -> serde_json::Value {
+pub(crate) fn status_event(job: &Job, reason: Option<&str>) -> serde_json::Value {
     let mut data = serde_json::json!({
         "status": job.status,
         "attempt": job.attempt,
@@ -210,8 +209,8 @@ pub(crate) fn status_event(job: &Job, settle: Option<&Settle>) -> serde_json::Va
     if let Some(owner) = &job.lease_owner {
         data["worker"] = owner.clone().into();
     }
-    if let Some(settle) = settle {
-        data["reason"] = settle.reason().into();
+    if let Some(reason) = reason {
+        data["reason"] = reason.into();
     }
     if job.status == JobStatus::Queued && job.run_at > chrono::Utc::now() {
         data["run_at"] = serde_json::to_value(job.run_at).unwrap_or_default();

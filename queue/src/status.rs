@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! queued ──lease──▶ running ──▶ completed | failed | cancelled
-//!    ▲                │  ▲
-//!    │ resume         │  │ lease (resumes from the last checkpoint)
-//!    └──── paused ◀───┘  └── queued (retry after backoff, lease lost, graceful shutdown)
+//!    ▲                │  ▲ │
+//!    │ resume         │  │ └──wait──▶ waiting ──every gate decided or timed out──▶ queued
+//!    └──── paused ◀───┘  └── queued (retry after backoff, lease lost, shutdown, snooze)
 //! ```
+//!
+//! A waiting job can also be paused (it keeps its gates) and cancelled; resuming a paused job
+//! whose gates are still open makes it `waiting` again.
 //!
 //! Stores never decide legality themselves: they ask [`Transition::sources`] for the
 //! statuses a transition may start from and make their writes conditional on them.
@@ -26,6 +29,8 @@ pub enum JobStatus {
     Running,
     /// Stopped at a safe point (or before it ever ran); resumes from its last checkpoint.
     Paused,
+    /// Parked on gates an operator must decide; holds no lease and no slot.
+    Waiting,
     /// Finished with a result. Terminal.
     Completed,
     /// Finished with an error. Terminal.
@@ -36,10 +41,11 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in the order the status machine draws them.
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Queued,
         JobStatus::Running,
         JobStatus::Paused,
+        JobStatus::Waiting,
         JobStatus::Completed,
         JobStatus::Failed,
         JobStatus::Cancelled,
@@ -51,6 +57,7 @@ impl JobStatus {
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
             JobStatus::Paused => "paused",
+            JobStatus::Waiting => "waiting",
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
@@ -78,6 +85,10 @@ impl JobStatus {
             (Running, Cancel) => Some(Cancelled),
             (Running, Pause) => Some(Paused),
             (Running, Requeue) => Some(Queued),
+            (Running, Wait) => Some(Waiting),
+            (Waiting, Wake) => Some(Queued),
+            (Waiting, Pause) => Some(Paused),
+            (Waiting, Cancel) => Some(Cancelled),
             (Paused, Resume) => Some(Queued),
             (Paused, Cancel) => Some(Cancelled),
             _ => None,
@@ -113,7 +124,8 @@ impl FromStr for JobStatus {
 /// A status name that is not one of [`JobStatus::ALL`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown job status `{0}` (expected queued, running, paused, completed, failed or cancelled)"
+    "unknown job status `{0}` (expected queued, running, paused, waiting, completed, failed or \
+     cancelled)"
 )]
 pub struct UnknownStatus(pub String);
 
@@ -132,13 +144,17 @@ pub enum Transition {
     Pause,
     /// An operator resumes a paused job.
     Resume,
-    /// Back to the queue: retry after backoff, lease lost, graceful shutdown.
+    /// Back to the queue: retry after backoff, lease lost, graceful shutdown, snooze.
     Requeue,
+    /// The runner parks the job on open gates.
+    Wait,
+    /// Every gate of a waiting job is decided or timed out: back to the queue.
+    Wake,
 }
 
 impl Transition {
     /// Every transition.
-    pub const ALL: [Transition; 7] = [
+    pub const ALL: [Transition; 9] = [
         Transition::Lease,
         Transition::Complete,
         Transition::Fail,
@@ -146,6 +162,8 @@ impl Transition {
         Transition::Pause,
         Transition::Resume,
         Transition::Requeue,
+        Transition::Wait,
+        Transition::Wake,
     ];
 
     /// The statuses this transition may start from.
@@ -166,6 +184,8 @@ impl Transition {
             Transition::Pause => "pause",
             Transition::Resume => "resume",
             Transition::Requeue => "requeue",
+            Transition::Wait => "wait",
+            Transition::Wake => "wake",
         }
     }
 }
@@ -211,10 +231,15 @@ mod tests {
                     .count()
             })
             .sum();
-        assert_eq!(legal, 10);
+        assert_eq!(legal, 14);
         assert_eq!(
             Transition::Cancel.sources(),
-            vec![JobStatus::Queued, JobStatus::Running, JobStatus::Paused]
+            vec![
+                JobStatus::Queued,
+                JobStatus::Running,
+                JobStatus::Paused,
+                JobStatus::Waiting
+            ]
         );
         assert_eq!(
             JobStatus::Paused.apply(Transition::Lease),

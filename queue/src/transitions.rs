@@ -18,7 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::job::{Job, JobFailure, JobId};
+use crate::gate::{self, Decided, Gate, GateRefusal, NewGate};
+use crate::job::{InvalidJob, Job, JobFailure, JobId};
 use crate::operator::{self, Change, Fail, OperatorAction, Settle};
 use crate::status::JobStatus;
 use crate::store::{Fence, Reaped, Release, StoreError, StoreResult};
@@ -35,6 +36,25 @@ pub struct Loaded {
     /// process of a fleet judges lease expiry and `run_at` by the same clock.
     pub now: DateTime<Utc>,
     pub(crate) hold: Hold,
+    /// The job's gates, once [`Transact::load_gates`] read them under the same hold.
+    pub gates: Option<Vec<Gate>>,
+}
+
+impl Loaded {
+    /// A job read under `hold` at `now`, its gates not read yet.
+    pub(crate) fn new(job: Job, now: DateTime<Utc>, hold: Hold) -> Loaded {
+        Loaded {
+            job,
+            now,
+            hold,
+            gates: None,
+        }
+    }
+
+    /// The gates [`Transact::load_gates`] read (none before it was called).
+    fn gates(&self) -> &[Gate] {
+        self.gates.as_deref().unwrap_or_default()
+    }
 }
 
 /// What keeps a loaded job safe to write back: an open transaction holding its row, or the
@@ -55,15 +75,43 @@ pub enum Wake {
     Control,
 }
 
-/// A decided write: the job's new fields, why its status changed, and whom to tell.
+/// A decided write: the job's new fields, why its status changed, the gates it changes, and
+/// whom to tell.
 #[derive(Debug, Clone)]
 pub struct Write {
     /// The job as it must be stored. A changed status appends a `status` event; otherwise
     /// only the request flags and the lease fields are written.
     pub job: Job,
-    /// The reason the `status` event names, when a run was settled.
-    pub reason: Option<Settle>,
+    /// The reason the `status` event names (`lease_expired`, `snoozed`, …).
+    pub reason: Option<&'static str>,
+    /// A text the `status` event carries as `note` (why a job snoozed).
+    pub note: Option<String>,
+    /// Gates to store as they are here (opened, decided or timed out), each with a `gate`
+    /// event, after the `status` event.
+    pub gates: Vec<Gate>,
     pub wake: Wake,
+}
+
+impl Write {
+    /// A write of `job` alone, waking whom `wake` names.
+    fn job(job: Job, reason: Option<&'static str>, wake: Wake) -> Write {
+        Write {
+            job,
+            reason,
+            note: None,
+            gates: Vec::new(),
+            wake,
+        }
+    }
+
+    /// The data of the `status` event this write appends when it changes the status.
+    pub fn status_event(&self) -> serde_json::Value {
+        let mut data = crate::row::status_event(&self.job, self.reason);
+        if let Some(note) = &self.note {
+            data["note"] = note.clone().into();
+        }
+        data
+    }
 }
 
 /// What a transition decided about the job it read.
@@ -88,6 +136,14 @@ pub trait Transact: Send + Sync {
     /// Up to `limit` running jobs whose lease expired, oldest expiry first (candidates: the
     /// reap decides again on each under its lock).
     async fn expired_leases(&self, limit: usize) -> StoreResult<Vec<JobId>>;
+
+    /// Reads the job's gates into `loaded.gates` under its hold, so the save lands only if
+    /// neither the job nor its gates changed meanwhile.
+    async fn load_gates(&self, loaded: &mut Loaded) -> StoreResult<()>;
+
+    /// Up to `limit` jobs, not finished, holding an open gate whose deadline passed
+    /// (candidates: the timeout decides again on each under its lock).
+    async fn gates_past_deadline(&self, limit: usize) -> StoreResult<Vec<JobId>>;
 }
 
 /// Read, decide, write-if-unchanged, until the write lands or `decide` answers without one.
@@ -96,9 +152,33 @@ where
     B: Transact + ?Sized,
     F: FnMut(&Job, DateTime<Utc>) -> StoreResult<Decision> + Send,
 {
+    with_gates(
+        store,
+        id,
+        |_| false,
+        |loaded| decide(&loaded.job, loaded.now),
+    )
+    .await
+}
+
+/// As [`transition`], reading the job's gates too when `needs_gates` says so of the job.
+async fn with_gates<B, G, F>(
+    store: &B,
+    id: JobId,
+    needs_gates: G,
+    mut decide: F,
+) -> StoreResult<Job>
+where
+    B: Transact + ?Sized,
+    G: Fn(&Job) -> bool + Send,
+    F: FnMut(&Loaded) -> StoreResult<Decision> + Send,
+{
     for _ in 0..MAX_TRIES {
-        let loaded = store.load(id).await?;
-        let write = match decide(&loaded.job, loaded.now)? {
+        let mut loaded = store.load(id).await?;
+        if needs_gates(&loaded.job) {
+            store.load_gates(&mut loaded).await?;
+        }
+        let write = match decide(&loaded)? {
             Decision::Keep(job) => return Ok(job),
             Decision::Write(write) => write,
         };
@@ -143,11 +223,11 @@ pub async fn fail<B: Transact + ?Sized>(
     transition(store, fence.job, |job, now| {
         check_fence(job, fence)?;
         let job = fail.apply(job, now);
-        Ok(Decision::Write(Write {
-            wake: wake_if_due(&job, now),
-            job,
-            reason: None,
-        }))
+        Ok(Decision::Write(Write::job(
+            job.clone(),
+            None,
+            wake_if_due(&job, now),
+        )))
     })
     .await
 }
@@ -162,13 +242,285 @@ pub async fn release<B: Transact + ?Sized>(
     transition(store, fence.job, |job, now| {
         check_fence(job, fence)?;
         let job = settle.apply(job, now);
-        Ok(Decision::Write(Write {
-            wake: wake_if_due(&job, now),
+        let wake = wake_if_due(&job, now);
+        Ok(Decision::Write(Write::job(
             job,
-            reason: Some(settle),
-        }))
+            Some(settle.reason()),
+            wake,
+        )))
     })
     .await
+}
+
+/// A running job waits for a rate limit, a window or a cap (fenced): back to `queued` with
+/// `run_at = until` (now, if that is past), no attempt used, the reason in the `status`
+/// event. A pending pause or cancel wins, as for any settle.
+pub async fn snooze<B: Transact + ?Sized>(
+    store: &B,
+    fence: Fence,
+    until: DateTime<Utc>,
+    reason: &str,
+) -> StoreResult<Job> {
+    crate::store::refuse_nul_text("reason", reason)?;
+    transition(store, fence.job, |job, now| {
+        check_fence(job, fence)?;
+        let mut job = Settle::Snooze.apply(job, now);
+        if job.status == JobStatus::Queued {
+            job.run_at = until.max(now);
+        }
+        let wake = wake_if_due(&job, now);
+        let mut write = Write::job(job, Some(Settle::Snooze.reason()), wake);
+        write.note = Some(reason.to_string());
+        Ok(Decision::Write(write))
+    })
+    .await
+}
+
+/// Opens gates for a running job (fenced) and answers them as stored, in the order asked. A
+/// key the job already has keeps its stored gate (and decision), so a step run again after a
+/// resume finds its answers; new keys are stored open, each with a `gate` event.
+pub async fn open_gates<B: Transact + ?Sized>(
+    store: &B,
+    fence: Fence,
+    gates: Vec<NewGate>,
+) -> StoreResult<Vec<Gate>> {
+    for new in &gates {
+        new.validate()?;
+    }
+    let mut answer = Vec::new();
+    with_gates(
+        store,
+        fence.job,
+        |_| true,
+        |loaded| {
+            check_fence(&loaded.job, fence)?;
+            let stored = loaded.gates();
+            let mut opened: Vec<Gate> = Vec::new();
+            answer.clear();
+            for new in &gates {
+                let existing = stored
+                    .iter()
+                    .chain(opened.iter())
+                    .find(|g| g.key == new.key)
+                    .cloned();
+                let gate = match existing {
+                    Some(gate) => gate,
+                    None => {
+                        let gate = Gate::open(fence.job, new.clone(), loaded.now);
+                        opened.push(gate.clone());
+                        gate
+                    }
+                };
+                answer.push(gate);
+            }
+            if opened.is_empty() {
+                return Ok(Decision::Keep(loaded.job.clone()));
+            }
+            if stored.len() + opened.len() > gate::MAX_GATES_PER_JOB {
+                return Err(StoreError::Invalid(InvalidJob {
+                    field: "gates",
+                    message: format!("a job holds at most {} gates", gate::MAX_GATES_PER_JOB),
+                }));
+            }
+            let mut write = Write::job(loaded.job.clone(), None, Wake::Nobody);
+            write.gates = opened;
+            Ok(Decision::Write(write))
+        },
+    )
+    .await?;
+    Ok(answer)
+}
+
+/// Parks a running job on its open gates (fenced), after its runner checkpointed: `waiting`,
+/// the lease and the attempt handed back. Gates past their deadline take their default on the
+/// way. With no gate open any more (every one was decided while the job was still parking)
+/// it goes back to `queued` at once instead, so no decision is lost. A pending cancel or
+/// pause wins.
+pub async fn park<B: Transact + ?Sized>(store: &B, fence: Fence) -> StoreResult<Job> {
+    with_gates(
+        store,
+        fence.job,
+        |_| true,
+        |loaded| {
+            check_fence(&loaded.job, fence)?;
+            let now = loaded.now;
+            let timed_out: Vec<Gate> = loaded
+                .gates()
+                .iter()
+                .filter_map(|g| gate::time_out(g, now))
+                .collect();
+            let still_open = loaded
+                .gates()
+                .iter()
+                .filter(|g| g.is_open() && !timed_out.iter().any(|t| t.key == g.key))
+                .count();
+            let settle = if still_open > 0 {
+                Settle::Wait
+            } else {
+                Settle::Shutdown
+            };
+            let mut job = settle.apply(&loaded.job, now);
+            let reason = if still_open > 0 || job.status != JobStatus::Queued {
+                settle.reason()
+            } else {
+                "gates_decided"
+            };
+            let wake = wake_if_due(&job, now);
+            if job.status == JobStatus::Queued {
+                job.run_at = now;
+            }
+            let mut write = Write::job(job, Some(reason), wake);
+            write.gates = timed_out;
+            Ok(Decision::Write(write))
+        },
+    )
+    .await
+}
+
+/// Where a job goes once `gates` (its gates after a change) hold none open: a waiting job is
+/// queued again and due at once; any other status stays.
+fn wake_when_decided(job: &Job, gates: &[Gate], now: DateTime<Utc>) -> (Job, Wake) {
+    let mut job = job.clone();
+    if job.status == JobStatus::Waiting && !gates.iter().any(Gate::is_open) {
+        job.status = JobStatus::Queued;
+        job.run_at = now;
+        return (job, Wake::Queue);
+    }
+    (job, Wake::Nobody)
+}
+
+/// An operator decides a gate: recorded with its note, a `gate` event, and the job queued
+/// again when it was waiting and no gate of it is open any more. The same decision again
+/// answers the gate as it is; a different one, or one after the deadline, is a conflict; one
+/// the gate does not accept is invalid (naming `decision`). A decision on a running job's
+/// gate is kept for the step (it reads it once it parks or runs again).
+pub async fn decide<B: Transact + ?Sized>(
+    store: &B,
+    id: JobId,
+    decision: gate::Decision,
+) -> StoreResult<Gate> {
+    gate::check_gate_key(&decision.key)?;
+    let mut answer = None;
+    with_gates(
+        store,
+        id,
+        |_| true,
+        |loaded| {
+            let gates = loaded.gates();
+            let gate = gates
+                .iter()
+                .find(|g| g.key == decision.key)
+                .ok_or_else(|| StoreError::NoGate {
+                    job: id,
+                    key: decision.key.clone(),
+                })?;
+            if loaded.job.status.is_terminal() && gate.is_open() {
+                return Err(StoreError::GateConflict {
+                    job: id,
+                    key: decision.key.clone(),
+                    message: format!(
+                        "the job is {}; its gates can no longer be decided",
+                        loaded.job.status
+                    ),
+                });
+            }
+            let decided = match gate::decide(gate, &decision, loaded.now) {
+                Ok(Decided::Already(gate)) => {
+                    answer = Some(gate);
+                    return Ok(Decision::Keep(loaded.job.clone()));
+                }
+                Ok(Decided::Now(gate)) => gate,
+                Err(GateRefusal::Conflict(message)) => {
+                    return Err(StoreError::GateConflict {
+                        job: id,
+                        key: decision.key.clone(),
+                        message,
+                    })
+                }
+                Err(GateRefusal::Invalid(message)) => {
+                    return Err(StoreError::Invalid(InvalidJob {
+                        field: "decision",
+                        message,
+                    }))
+                }
+                Err(GateRefusal::InvalidNote(message)) => {
+                    return Err(StoreError::Invalid(InvalidJob {
+                        field: "note",
+                        message,
+                    }))
+                }
+            };
+            let after: Vec<Gate> = gates
+                .iter()
+                .map(|g| {
+                    if g.key == decided.key {
+                        decided.clone()
+                    } else {
+                        g.clone()
+                    }
+                })
+                .collect();
+            let (job, wake) = wake_when_decided(&loaded.job, &after, loaded.now);
+            let reason = (job.status != loaded.job.status).then_some("gates_decided");
+            answer = Some(decided.clone());
+            let mut write = Write::job(job, reason, wake);
+            write.gates = vec![decided];
+            Ok(Decision::Write(write))
+        },
+    )
+    .await?;
+    answer.ok_or_else(|| StoreError::Backend("decide answered no gate".into()))
+}
+
+/// Times out the open gates past their deadline of up to `limit` jobs: each takes its
+/// default (recorded `timed_out`), and a waiting job with no gate open any more is queued
+/// again. Returns how many gates timed out.
+pub async fn time_out_gates<B: Transact + ?Sized>(store: &B, limit: usize) -> StoreResult<usize> {
+    let mut count = 0;
+    for id in store.gates_past_deadline(limit).await? {
+        let mut timed = 0;
+        let result = with_gates(
+            store,
+            id,
+            |_| true,
+            |loaded| {
+                timed = 0;
+                let now = loaded.now;
+                let timed_out: Vec<Gate> = loaded
+                    .gates()
+                    .iter()
+                    .filter_map(|g| gate::time_out(g, now))
+                    .collect();
+                if timed_out.is_empty() || loaded.job.status.is_terminal() {
+                    return Ok(Decision::Keep(loaded.job.clone()));
+                }
+                timed = timed_out.len();
+                let after: Vec<Gate> = loaded
+                    .gates()
+                    .iter()
+                    .map(|g| {
+                        timed_out
+                            .iter()
+                            .find(|t| t.key == g.key)
+                            .cloned()
+                            .unwrap_or_else(|| g.clone())
+                    })
+                    .collect();
+                let (job, wake) = wake_when_decided(&loaded.job, &after, now);
+                let reason = (job.status != loaded.job.status).then_some("gates_timed_out");
+                let mut write = Write::job(job, reason, wake);
+                write.gates = timed_out;
+                Ok(Decision::Write(write))
+            },
+        )
+        .await;
+        match result {
+            Ok(_) => count += timed,
+            Err(StoreError::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(count)
 }
 
 /// An operator's pause, resume or cancel: a move now, or a request the runner honours at
@@ -178,11 +530,19 @@ pub async fn operator<B: Transact + ?Sized>(
     id: JobId,
     action: OperatorAction,
 ) -> StoreResult<Job> {
-    transition(store, id, |job, now| {
+    // Resuming a paused job needs its gates: one still open makes it `waiting` again.
+    let resuming_paused =
+        move |job: &Job| action == OperatorAction::Resume && job.status == JobStatus::Paused;
+    with_gates(store, id, resuming_paused, |loaded| {
+        let (job, now) = (&loaded.job, loaded.now);
         let change = operator::decide(action, job)
             .map_err(|illegal| StoreError::IllegalTransition { job: id, illegal })?;
         let mut job = job.clone();
         let wake = match change {
+            Change::Move(JobStatus::Queued) if loaded.gates().iter().any(Gate::is_open) => {
+                job.status = JobStatus::Waiting;
+                Wake::Nobody
+            }
             Change::Move(status) => {
                 job.status = status;
                 if status == JobStatus::Queued {
@@ -199,11 +559,7 @@ pub async fn operator<B: Transact + ?Sized>(
                 Wake::Control
             }
         };
-        Ok(Decision::Write(Write {
-            job,
-            reason: None,
-            wake,
-        }))
+        Ok(Decision::Write(Write::job(job, None, wake)))
     })
     .await
 }
@@ -226,11 +582,12 @@ pub async fn reap_expired<B: Transact + ?Sized>(
             }
             previous_owner = Some(job.lease_owner.clone());
             let job = Settle::LeaseExpired.apply(job, now);
-            Ok(Decision::Write(Write {
-                wake: wake_if_due(&job, now),
+            let wake = wake_if_due(&job, now);
+            Ok(Decision::Write(Write::job(
                 job,
-                reason: Some(Settle::LeaseExpired),
-            }))
+                Some(Settle::LeaseExpired.reason()),
+                wake,
+            )))
         })
         .await;
         match taken {

@@ -20,10 +20,12 @@
 //! | `enqueue.rs` | batch enqueue: one `unnest` INSERT, queue depth under an advisory lock |
 //! | `leases.rs` | claim, renew, complete: the hot path |
 //! | `runlog.rs` | checkpoints, events, effects, artifacts |
+//! | `gates.rs` | reading gates: a job's, and the inbox |
 //! | `maintenance.rs` | retention, the next due job, queue pause and stats |
 //! | `peers.rs` | the worker registry and leadership |
 
 mod enqueue;
+mod gates;
 mod leases;
 mod listener;
 mod maintenance;

@@ -306,6 +306,43 @@ pub(super) fn index_moves(old: &Job, new: &Job, now: DateTime<Utc>) -> Vec<[Stri
     ops
 }
 
+/// The index moves storing `gate` makes: out of every status index and the deadlines, then
+/// into its status's (by opened time) and, while open, the deadlines (by deadline).
+pub(super) fn gate_index_moves(gate: &crate::gate::Gate) -> Vec<[String; 4]> {
+    use crate::gate::GateStatus;
+    let member = format!("{}/{}", gate.job_id, gate.key);
+    let mut ops = Vec::new();
+    for status in [GateStatus::Open, GateStatus::Decided, GateStatus::TimedOut] {
+        ops.push([
+            "zrem".into(),
+            format!("gate_status:{status}"),
+            "0".into(),
+            member.clone(),
+        ]);
+    }
+    ops.push([
+        "zrem".into(),
+        "gate_deadlines".into(),
+        "0".into(),
+        member.clone(),
+    ]);
+    ops.push([
+        "zadd".into(),
+        format!("gate_status:{}", gate.status),
+        crate::job::to_millis(gate.opened_at).to_string(),
+        member.clone(),
+    ]);
+    if gate.is_open() {
+        ops.push([
+            "zadd".into(),
+            "gate_deadlines".into(),
+            crate::job::to_millis(gate.deadline).to_string(),
+            member,
+        ]);
+    }
+    ops
+}
+
 /// Where one job's arguments lie in an enqueue script's arguments.
 pub(super) struct SentJob {
     /// Its first argument (the id; run_at is the fifth).

@@ -23,6 +23,9 @@
 //! | `:art:<id>` | hash name → bytes | artifacts | artifact, prune |
 //! | `:artmeta:<id>` | hash name → `<content type>\n<at ms>` | artifacts' metadata | artifact, prune |
 //! | `:artlist:<id>` | list | artifact names in first-put order | artifact, prune |
+//! | `:gates:<id>` | hash key → JSON | the job's gates (the `Gate` model) | apply, prune |
+//! | `:gate_status:<status>` | zset, score opened at ms, member `<id>/<key>` | gates by status, for the inbox | apply, prune |
+//! | `:gate_deadlines` | zset, score deadline ms, member `<id>/<key>` | open gates, for the deadline loop | apply, prune |
 //!
 //! | global key (after `<prefix>:{<prefix>}`) | type | holds | written by |
 //! |---|---|---|---|

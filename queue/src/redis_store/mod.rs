@@ -31,6 +31,7 @@
 
 mod codec;
 mod enqueue;
+mod gates;
 mod jobs;
 mod keys;
 mod leases;

@@ -9,12 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 
-use super::codec::{changed_fields, index_moves, job_from_hash};
+use super::codec::{changed_fields, gate_index_moves, index_moves, job_from_hash};
 use super::{scripts, RedisStore};
+use crate::gate::Gate;
 use crate::job::{from_millis, Job, JobId};
 use crate::notifier::Signal;
-use crate::operator::Settle;
-use crate::row::status_event;
 use crate::store::*;
 use crate::transitions::Hold;
 
@@ -36,11 +35,11 @@ impl Transact for RedisStore {
         if fields.is_empty() {
             return Err(StoreError::NotFound(id));
         }
-        Ok(Loaded {
-            job: job_from_hash(&fields)?,
-            now: from_millis(secs * 1000 + micros / 1000),
-            hold: Hold::Version(fields.get("ver").cloned().unwrap_or_default()),
-        })
+        Ok(Loaded::new(
+            job_from_hash(&fields)?,
+            from_millis(secs * 1000 + micros / 1000),
+            Hold::Version(fields.get("ver").cloned().unwrap_or_default()),
+        ))
     }
 
     async fn save(&self, loaded: Loaded, write: Write) -> StoreResult<Option<Job>> {
@@ -49,19 +48,16 @@ impl Transact for RedisStore {
                 "a Redis save needs the version it read".into(),
             ));
         };
-        let new = &write.job;
         let publish = match write.wake {
             Wake::Nobody => vec![],
-            Wake::Queue => vec![(self.channel("jobs"), new.queue.clone())],
-            Wake::Control => vec![(self.channel("control"), new.id.to_string())],
+            Wake::Queue => vec![(self.channel("jobs"), write.job.queue.clone())],
+            Wake::Control => vec![(self.channel("control"), write.job.id.to_string())],
         };
         let old = Stored {
             job: loaded.job,
             ver,
         };
-        let landed = self
-            .apply(&old, new, loaded.now, write.reason.as_ref(), &publish)
-            .await?;
+        let landed = self.apply(&old, &write, loaded.now, &publish).await?;
         Ok(landed)
     }
 
@@ -101,6 +97,56 @@ impl Transact for RedisStore {
         }
         Ok(expired)
     }
+
+    /// The gates hash is written only by `apply.lua` under the job's version check, so the
+    /// version read by `load` covers the gates read here.
+    async fn load_gates(&self, loaded: &mut Loaded) -> StoreResult<()> {
+        let base = self.base(&loaded.job.queue);
+        let fields: HashMap<String, String> = self
+            .conn()
+            .hgetall(format!("{base}:gates:{}", loaded.job.id))
+            .await?;
+        let mut gates = fields
+            .values()
+            .map(|json| {
+                serde_json::from_str::<Gate>(json)
+                    .map_err(|e| StoreError::Backend(format!("a stored gate is unreadable: {e}")))
+            })
+            .collect::<StoreResult<Vec<Gate>>>()?;
+        gates.sort_by(|a, b| (a.opened_at, &a.key).cmp(&(b.opened_at, &b.key)));
+        loaded.gates = Some(gates);
+        Ok(())
+    }
+
+    async fn gates_past_deadline(&self, limit: usize) -> StoreResult<Vec<JobId>> {
+        let now = self.server_now().await?;
+        let mut jobs: Vec<JobId> = Vec::new();
+        for queue in self.queues_known().await? {
+            let left = limit.saturating_sub(jobs.len());
+            if left == 0 {
+                break;
+            }
+            let members: Vec<String> = self
+                .conn()
+                .zrangebyscore_limit(
+                    format!("{}:gate_deadlines", self.base(&queue)),
+                    "-inf",
+                    now,
+                    0,
+                    left as isize,
+                )
+                .await?;
+            for member in members {
+                let job = member.split_once('/').and_then(|(id, _)| id.parse().ok());
+                if let Some(job) = job {
+                    if !jobs.contains(&job) {
+                        jobs.push(job);
+                    }
+                }
+            }
+        }
+        Ok(jobs)
+    }
 }
 
 impl RedisStore {
@@ -110,11 +156,11 @@ impl RedisStore {
     async fn apply(
         &self,
         old: &Stored,
-        new: &Job,
+        write: &Write,
         now: DateTime<Utc>,
-        settle: Option<&Settle>,
         publish: &[(String, String)],
     ) -> StoreResult<Option<Job>> {
+        let new = &write.job;
         let base = self.base(&new.queue);
         let id = new.id.to_string();
         let mut args: Vec<String> = vec![id.clone(), "ver".into(), old.ver.clone()];
@@ -124,14 +170,17 @@ impl RedisStore {
             args.push(f.to_string());
             args.push(v);
         }
-        let ops = index_moves(&old.job, new, now);
+        let mut ops = index_moves(&old.job, new, now);
+        for gate in &write.gates {
+            ops.extend(gate_index_moves(gate));
+        }
         args.push(ops.len().to_string());
         for op in ops {
             args.extend(op);
         }
         if old.job.status != new.status {
             args.push("status".into());
-            args.push(status_event(new, settle).to_string());
+            args.push(write.status_event().to_string());
         } else {
             args.push(String::new());
             args.push(String::new());
@@ -142,6 +191,12 @@ impl RedisStore {
             args.push(channel.clone());
             args.push(message.clone());
         }
+        args.push(write.gates.len().to_string());
+        for gate in &write.gates {
+            args.push(gate.key.clone());
+            args.push(serde_json::to_string(gate).map_err(|e| StoreError::Backend(e.to_string()))?);
+            args.push(gate.event().to_string());
+        }
         let reply: Vec<String> = scripts()
             .apply
             .key(&base)
@@ -150,7 +205,7 @@ impl RedisStore {
             .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => {
-                if old.job.status != new.status {
+                if old.job.status != new.status || !write.gates.is_empty() {
                     self.notifier.publish(Signal::Event {
                         job: new.id,
                         seq: 0,

@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnection;
 
 use super::SqliteStore;
+use sqlx::types::Json;
+
+use crate::gate::Gate;
 use crate::job::{from_millis, now_millis, to_millis, Job, JobId};
 use crate::notifier::Signal;
-use crate::operator::Settle;
-use crate::row::status_event;
 use crate::store::*;
 use crate::transitions::Hold;
 
@@ -18,7 +19,7 @@ impl SqliteStore {
     async fn save_status(
         conn: &mut SqliteConnection,
         job: &Job,
-        settle: Option<&Settle>,
+        event: &serde_json::Value,
         now: i64,
     ) -> StoreResult<()> {
         let finished = job.status.is_terminal().then_some(now);
@@ -28,7 +29,24 @@ impl SqliteStore {
             .bind(job.id)
             .execute(&mut *conn)
             .await?;
-        Self::append(conn, job.id, "status", &status_event(job, settle), now).await?;
+        Self::append(conn, job.id, "status", event, now).await?;
+        Ok(())
+    }
+
+    /// Stores `gates` as they are, each with its `gate` event.
+    async fn save_gates(conn: &mut SqliteConnection, gates: &[Gate], now: i64) -> StoreResult<()> {
+        for gate in gates {
+            sqlx::query(include_str!("sql/upsert_gate.sql"))
+                .bind(gate.job_id)
+                .bind(&gate.key)
+                .bind(gate.status.as_str())
+                .bind(to_millis(gate.opened_at))
+                .bind(to_millis(gate.deadline))
+                .bind(Json(gate))
+                .execute(&mut *conn)
+                .await?;
+            Self::append(conn, gate.job_id, "gate", &gate.event(), now).await?;
+        }
         Ok(())
     }
 }
@@ -40,11 +58,11 @@ impl Transact for SqliteStore {
         let job = Self::fetch_job(&mut tx, id)
             .await?
             .ok_or(StoreError::NotFound(id))?;
-        Ok(Loaded {
+        Ok(Loaded::new(
             job,
-            now: from_millis(now_millis()),
-            hold: Hold::Sqlite(tx),
-        })
+            from_millis(now_millis()),
+            Hold::Sqlite(tx),
+        ))
     }
 
     async fn save(&self, loaded: Loaded, write: Write) -> StoreResult<Option<Job>> {
@@ -57,7 +75,7 @@ impl Transact for SqliteStore {
         let new = &write.job;
         let status_changed = loaded.job.status != new.status;
         if status_changed {
-            Self::save_status(&mut tx, new, write.reason.as_ref(), now).await?;
+            Self::save_status(&mut tx, new, &write.status_event(), now).await?;
         } else {
             sqlx::query(include_str!("sql/save_requests.sql"))
                 .bind(new.pause_requested)
@@ -69,11 +87,12 @@ impl Transact for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        Self::save_gates(&mut tx, &write.gates, now).await?;
         let job = Self::fetch_job(&mut tx, new.id)
             .await?
             .ok_or(StoreError::NotFound(new.id))?;
         tx.commit().await?;
-        if status_changed {
+        if status_changed || !write.gates.is_empty() {
             self.announce(job.id, job.event_seq);
         }
         match write.wake {
@@ -92,5 +111,29 @@ impl Transact for SqliteStore {
             .bind(limit.min(10_000) as i64)
             .fetch_all(&self.reader)
             .await?)
+    }
+
+    async fn load_gates(&self, loaded: &mut Loaded) -> StoreResult<()> {
+        let Hold::Sqlite(tx) = &mut loaded.hold else {
+            return Err(StoreError::Backend(
+                "SQLite gates are read in its transaction".into(),
+            ));
+        };
+        let bodies: Vec<Json<Gate>> = sqlx::query_scalar(include_str!("sql/gates_of_job.sql"))
+            .bind(loaded.job.id)
+            .fetch_all(&mut **tx)
+            .await?;
+        loaded.gates = Some(bodies.into_iter().map(|g| g.0).collect());
+        Ok(())
+    }
+
+    async fn gates_past_deadline(&self, limit: usize) -> StoreResult<Vec<JobId>> {
+        Ok(
+            sqlx::query_scalar(include_str!("sql/gates_past_deadline.sql"))
+                .bind(now_millis())
+                .bind(limit.min(10_000) as i64)
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 }

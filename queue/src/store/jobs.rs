@@ -219,6 +219,12 @@ pub trait JobStore: Transact {
         transitions::release(self, fence, how).await
     }
 
+    /// A running job waits until `until` without holding a slot (fenced): `queued` with that
+    /// `run_at`, no attempt used, `reason` in the `status` event. See [`transitions::snooze`].
+    async fn snooze(&self, fence: Fence, until: DateTime<Utc>, reason: &str) -> StoreResult<Job> {
+        transitions::snooze(self, fence, until, reason).await
+    }
+
     /// Operator pause: queued → paused at once; running → a request honoured at a safe point.
     async fn pause(&self, id: JobId) -> StoreResult<Job> {
         transitions::operator(self, id, OperatorAction::Pause).await

@@ -5,13 +5,15 @@
 //!   operator's pause/resume/cancel;
 //! - [`RunLog`] (`runlog.rs`): what a run leaves behind: events, checkpoints, effects, artifacts;
 //! - [`Maintenance`] (`maintenance.rs`): reaping expired leases, retention, queue admin;
-//! - [`Peers`] (`peers.rs`): the worker registry and leadership.
+//! - [`Peers`] (`peers.rs`): the worker registry and leadership;
+//! - [`Gates`] (`gates.rs`): the questions waiting jobs ask operators.
 //!
 //! [`Store`] is all four plus the connection itself. Every backend (SQLite, PostgreSQL, Redis)
 //! implements them and passes the same conformance suite. Transitions that read a job, decide
 //! and write it back are written once, in [`crate::transitions`], on the two primitives of
 //! [`Transact`]; backends hand-tune only the hot paths.
 
+mod gates;
 mod jobs;
 mod maintenance;
 mod peers;
@@ -27,6 +29,7 @@ use crate::notifier::Notifier;
 use crate::status::IllegalTransition;
 
 pub use crate::transitions::{Loaded, Transact, Wake, Write};
+pub use gates::*;
 pub use jobs::*;
 pub use maintenance::*;
 pub use peers::*;
@@ -46,6 +49,15 @@ pub enum StoreError {
     /// (or the job left `running`). The writer must stop working on the job.
     #[error("job {job}: lease epoch {epoch} is stale; the write was refused")]
     Fenced { job: JobId, epoch: i64 },
+    #[error("job {job} has no gate `{key}`")]
+    NoGate { job: JobId, key: String },
+    /// The gate was decided otherwise, timed out, or its job finished.
+    #[error("job {job}, gate `{key}`: {message}")]
+    GateConflict {
+        job: JobId,
+        key: String,
+        message: String,
+    },
     #[error("idempotency_key `{key}` is already used by job {existing} with a different body")]
     IdempotencyConflict { key: String, existing: JobId },
     #[error("queue `{queue}` is full: it holds {max} unfinished jobs (queue.max_queue_size)")]
@@ -176,7 +188,7 @@ pub(crate) fn refuse_unstorable_effect(key: &str, result: &serde_json::Value) ->
 /// - claims take only due, queued jobs of unpaused queues, by priority, then `run_at`, then id;
 /// - every status change follows [`crate::status`] and appends a `status` event.
 #[async_trait]
-pub trait Store: JobStore + RunLog + Maintenance + Peers + 'static {
+pub trait Store: JobStore + RunLog + Maintenance + Peers + Gates + 'static {
     /// `sqlite`, `postgres` or `redis`.
     fn backend(&self) -> &'static str;
 

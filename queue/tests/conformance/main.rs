@@ -66,4 +66,12 @@ conformance!(
     artifacts_are_stored_listed_and_fenced,
     nul_characters_are_refused_alike,
     finished_jobs_are_pruned_after_their_retention,
+    gates_park_a_job_until_every_one_is_decided,
+    a_decision_made_while_the_job_parks_is_kept,
+    gates_past_their_deadline_take_their_default,
+    waiting_jobs_can_be_paused_resumed_and_cancelled,
+    only_the_lease_holder_opens_gates_or_parks,
+    the_inbox_pages_across_jobs_oldest_first,
+    racing_decisions_land_once,
+    snoozed_jobs_wait_without_using_an_attempt,
 );

@@ -7,5 +7,6 @@ WITH doomed AS (
 e AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM doomed)),
 c AS (DELETE FROM checkpoints WHERE job_id IN (SELECT id FROM doomed)),
 f AS (DELETE FROM effects WHERE job_id IN (SELECT id FROM doomed)),
-a AS (DELETE FROM artifacts WHERE job_id IN (SELECT id FROM doomed))
+a AS (DELETE FROM artifacts WHERE job_id IN (SELECT id FROM doomed)),
+g AS (DELETE FROM gates WHERE job_id IN (SELECT id FROM doomed))
 DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id

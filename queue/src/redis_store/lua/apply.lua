@@ -1,7 +1,9 @@
 -- A conditional update of one job. ARGV: id, condition ('ver' | 'fence' | 'none'), its value,
 -- field count, field/value pairs ('@nil' deletes; '@now[+ms]' is server time), index op
 -- count, (zadd|zrem, key suffix, score, member) ops, event kind ('' for none), event data,
--- events channel, publish count, channel/message pairs. Answers { 'ok', seq } (and, for
+-- events channel, publish count, channel/message pairs, and optionally a gate count with
+-- (gate key, gate JSON, gate event data) triples: each gate is stored in `gates:<id>` and
+-- logged as a `gate` event. Answers { 'ok', seq } (and, for
 -- 'ver', the hash's field/value pairs as written), 'missing', 'conflict' or 'fenced'.
 local id, cond, expected = ARGV[1], ARGV[2], ARGV[3]
 local key = jobkey(id)
@@ -27,6 +29,13 @@ if kind ~= '' then seq = add_event(id, kind, data, echan) end
 local np = tonumber(ARGV[i]); i = i + 1
 for _ = 1, np do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1]); i = i + 2
+end
+local ng = tonumber(ARGV[i]) or 0; i = i + 1
+for _ = 1, ng do
+  redis.call('HSET', base .. ':gates:' .. id, ARGV[i], ARGV[i + 1])
+  local gseq = add_event(id, 'gate', ARGV[i + 2], echan)
+  if seq == 0 then seq = gseq end
+  i = i + 3
 end
 -- A transition (cond 'ver') gets the job as written, read in this script: a read after it
 -- could already see the next writer's change.

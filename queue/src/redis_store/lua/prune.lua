@@ -9,7 +9,13 @@ for s, status in ipairs({ 'completed', 'failed', 'cancelled' }) do
   for _, id in ipairs(ids) do
     local idem = redis.call('HGET', jobkey(id), 'idempotency_key')
     if idem and idem ~= '' then redis.call('DEL', base .. ':idem:' .. idem) end
-    for _, part in ipairs({ 'job', 'events', 'eventlog', 'cp', 'cpmeta', 'effects', 'effmeta', 'art', 'artmeta', 'artlist' }) do
+    for _, gate in ipairs(redis.call('HKEYS', base .. ':gates:' .. id)) do
+      local member = id .. '/' .. gate
+      for _, index in ipairs({ 'gate_status:open', 'gate_status:decided', 'gate_status:timed_out', 'gate_deadlines' }) do
+        redis.call('ZREM', base .. ':' .. index, member)
+      end
+    end
+    for _, part in ipairs({ 'gates', 'job', 'events', 'eventlog', 'cp', 'cpmeta', 'effects', 'effmeta', 'art', 'artmeta', 'artlist' }) do
       redis.call('DEL', base .. ':' .. part .. ':' .. id)
     end
     redis.call('ZREM', base .. ':finished:' .. status, id)

@@ -1,17 +1,20 @@
 //! The store conformance suite: every backend must pass every test here. One file per
-//! concern, like the `Store` traits: enqueue, leases, transitions, run log, maintenance.
+//! concern, like the `Store` traits: enqueue, leases, transitions, run log, maintenance,
+//! waiting (gates and snooze).
 
 mod enqueue;
 mod leases;
 mod maintenance;
 mod runlog;
 mod transitions;
+mod waiting;
 
 pub use enqueue::*;
 pub use leases::*;
 pub use maintenance::*;
 pub use runlog::*;
 pub use transitions::*;
+pub use waiting::*;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,1 @@
+DELETE FROM gates WHERE job_id = ?
