@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_queue::{Fence, Job, NewCheckpoint, Store, StoreError};
+use drover_queue::{Fence, Gate, GateStatus, Job, NewCheckpoint, NewGate, Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -248,6 +248,44 @@ impl JobContext {
         .await
     }
 
+    /// Asks an operator: opens `gates` (each key unique within the job) and answers their
+    /// decisions once every one is decided or timed out. Until then it returns
+    /// [`JobError::Wait`]: return it (`?`), and the runner checkpoints, parks the job as
+    /// `waiting` (no lease, no slot) and, once the gates are decided, runs the step again
+    /// from its start, when this call finds the decisions. Code before the call in the
+    /// same step therefore runs again: keep it free of side effects, or make them effects.
+    pub async fn wait(&self, gates: Vec<NewGate>) -> Result<Decisions, JobError> {
+        for gate in &gates {
+            gate.validate()
+                .map_err(|e| JobError::Permanent(format!("gate {}: {e}", gate.key)))?;
+        }
+        let stored = self
+            .write(|store, fence| {
+                let gates = gates.clone();
+                async move { store.open_gates(fence, gates).await }
+            })
+            .await?;
+        if stored.iter().any(Gate::is_open) {
+            return Err(JobError::Wait);
+        }
+        Ok(Decisions { gates: stored })
+    }
+
+    /// Waits until `until` without holding a slot: return the error this gives (`return
+    /// Err(ctx.snooze_until(t, "rate limit resets"))`), and the runner checkpoints and puts
+    /// the job back to `queued` with `run_at = until`, no attempt used, `reason` in its
+    /// `status` event.
+    pub fn snooze_until(
+        &self,
+        until: chrono::DateTime<chrono::Utc>,
+        reason: impl Into<String>,
+    ) -> JobError {
+        JobError::Snooze {
+            until,
+            reason: reason.into(),
+        }
+    }
+
     /// Runs a fenced store call, retrying while the store is unreachable and the lease holds.
     pub(crate) async fn write<T, F, Fut>(&self, call: F) -> Result<T, JobError>
     where
@@ -269,6 +307,31 @@ impl JobContext {
             Err(err) if err.is_transient() => Err(JobError::Interrupted(Interrupt::LeaseLost)),
             Err(err) => Err(JobError::Transient(err.to_string())),
         }
+    }
+}
+
+/// The answers to the gates of one [`JobContext::wait`].
+#[derive(Debug, Clone)]
+pub struct Decisions {
+    gates: Vec<Gate>,
+}
+
+impl Decisions {
+    /// The decision of gate `key` (its default when it timed out; `None` for a gate that
+    /// timed out without a default, or a key this wait did not open).
+    pub fn decision(&self, key: &str) -> Option<&Value> {
+        self.gate(key).and_then(|g| g.decision.as_ref())
+    }
+
+    /// True when gate `key` took its default at its deadline rather than a decision.
+    pub fn timed_out(&self, key: &str) -> bool {
+        self.gate(key)
+            .is_some_and(|g| g.status == GateStatus::TimedOut)
+    }
+
+    /// Gate `key` as stored (with its note and who-knows-when).
+    pub fn gate(&self, key: &str) -> Option<&Gate> {
+        self.gates.iter().find(|g| g.key == key)
     }
 }
 

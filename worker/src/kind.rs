@@ -26,6 +26,27 @@ pub enum JobError {
     /// The run stopped at a safe point because of a pause, cancel, shutdown or lost lease.
     #[error("interrupted: {0:?}")]
     Interrupted(Interrupt),
+    /// A step opened gates that are not decided yet: the runner parks the job (`waiting`)
+    /// after its checkpoint, and the step runs again once every gate is decided
+    /// ([`JobContext::wait`]).
+    #[error("waiting for gates to be decided")]
+    Wait,
+    /// The job waits until a time without holding a slot ([`JobContext::snooze_until`]).
+    #[error("snoozed until {until}: {reason}")]
+    Snooze {
+        until: chrono::DateTime<chrono::Utc>,
+        reason: String,
+    },
+}
+
+impl JobError {
+    /// True for the ways a run stops that are not failures: an interrupt, a wait, a snooze.
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            JobError::Interrupted(_) | JobError::Wait | JobError::Snooze { .. }
+        )
+    }
 }
 
 impl From<Interrupt> for JobError {

@@ -20,7 +20,7 @@ use crate::completer::Completer;
 use crate::context::{Control, Interrupt, RunSettings};
 use crate::heartbeat::{Heartbeat, Running, RunningJobs};
 use crate::kind::Registry;
-use crate::maintenance::{self, pruner::Pruner, reaper::Reaper};
+use crate::maintenance::{self, gates::GateKeeper, pruner::Pruner, reaper::Reaper};
 use crate::retry::store_call;
 use crate::runner::{self, Outcome, RunnerEnv};
 
@@ -229,6 +229,12 @@ impl Pool {
             };
             background.spawn(maintenance::run(
                 reaper,
+                self.store.clone(),
+                options.worker_id.clone(),
+                background_stop.clone(),
+            ));
+            background.spawn(maintenance::run(
+                GateKeeper,
                 self.store.clone(),
                 options.worker_id.clone(),
                 background_stop.clone(),

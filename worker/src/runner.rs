@@ -45,6 +45,8 @@ impl Outcome {
             Outcome::Finished(Ok(_)) => "completed",
             Outcome::Finished(Err(JobError::Timeout(_))) | Outcome::TimedOut(_) => "timed_out",
             Outcome::Finished(Err(JobError::Interrupted(_))) | Outcome::Stopped(_) => "stopped",
+            Outcome::Finished(Err(JobError::Wait)) => "waiting",
+            Outcome::Finished(Err(JobError::Snooze { .. })) => "snoozed",
             Outcome::Finished(Err(_)) => "failed",
             Outcome::Panicked(_) => "panicked",
         }
@@ -261,6 +263,20 @@ pub(crate) async fn settle(
             store_call("fail", || store.fail(fence, failure.clone(), None), give_up)
                 .await
                 .map(|_| "panicked")
+        }
+        Outcome::Finished(Err(JobError::Wait)) => store_call("park", || store.park(fence), give_up)
+            .await
+            .map(|job| match job.status {
+                drover_queue::JobStatus::Waiting => "parked on its gates",
+                drover_queue::JobStatus::Queued => {
+                    "queued again (its gates were decided meanwhile)"
+                }
+                _ => "settled a pending request instead of parking",
+            }),
+        Outcome::Finished(Err(JobError::Snooze { until, reason })) => {
+            store_call("snooze", || store.snooze(fence, until, &reason), give_up)
+                .await
+                .map(|_| "snoozed")
         }
         Outcome::Finished(Err(JobError::Interrupted(interrupt))) | Outcome::Stopped(interrupt) => {
             let how = match interrupt {

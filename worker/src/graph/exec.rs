@@ -404,6 +404,8 @@ impl<S: GraphState> Execution<S> {
         let mut todo = todo.into_iter();
         let mut in_flight = FuturesUnordered::new();
         let mut failure: Option<JobError> = None;
+        // An item waits on a gate: the others go on, and the map parks once they ran.
+        let mut waiting = false;
         loop {
             // Safe point between items: launch nothing new once an interrupt is pending.
             while failure.is_none()
@@ -469,7 +471,8 @@ impl<S: GraphState> Execution<S> {
                         }
                     }
                 }
-                Err(err) if map.skip_failed && !matches!(err, JobError::Interrupted(_)) => {
+                Err(JobError::Wait) => waiting = true,
+                Err(err) if map.skip_failed && !err.is_stop() => {
                     let error = err.to_string();
                     done.insert(i);
                     self.items_since += 1;
@@ -496,6 +499,9 @@ impl<S: GraphState> Execution<S> {
         }
         if let Some(interrupt) = self.ctx.interrupted() {
             return Err(JobError::Interrupted(interrupt));
+        }
+        if waiting {
+            return Err(JobError::Wait);
         }
         Ok(())
     }
@@ -545,6 +551,8 @@ impl<S: GraphState> Execution<S> {
     async fn stop(&mut self, err: JobError) -> JobError {
         let save = match &err {
             JobError::Interrupted(Interrupt::Pause | Interrupt::Shutdown) => true,
+            // Parking and snoozing hand the lease back: save where the run is first.
+            JobError::Wait | JobError::Snooze { .. } => true,
             JobError::Transient(_) | JobError::Timeout(_) => self.dirty(),
             JobError::Interrupted(_) | JobError::Permanent(_) => false,
         };
@@ -559,7 +567,7 @@ impl<S: GraphState> Execution<S> {
             JobError::Transient(m) => ("transient", m.as_str()),
             JobError::Permanent(m) => ("permanent", m.as_str()),
             JobError::Timeout(m) => ("timeout", m.as_str()),
-            JobError::Interrupted(_) => return err,
+            JobError::Interrupted(_) | JobError::Wait | JobError::Snooze { .. } => return err,
         };
         let step = self.cursor.step.clone().unwrap_or_default();
         let data = json!({ "step": step, "kind": kind, "message": message, "attempt": self.ctx.job().attempt });

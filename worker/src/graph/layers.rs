@@ -190,8 +190,8 @@ where
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match &result {
                     Ok(_) => tracing::debug!(elapsed_ms, "step finished"),
-                    Err(JobError::Interrupted(why)) => {
-                        tracing::debug!(elapsed_ms, ?why, "step interrupted")
+                    Err(err) if err.is_stop() => {
+                        tracing::debug!(elapsed_ms, why = %err, "step stopped")
                     }
                     Err(err) => tracing::warn!(elapsed_ms, error = %err, "step failed"),
                 }

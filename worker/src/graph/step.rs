@@ -229,6 +229,24 @@ impl StepContext {
     }
 
     /// Updates the job's progress (coalesced: a few events a second at most).
+    /// Asks an operator and waits without a slot: see [`JobContext::wait`]. In a map item,
+    /// the other items go on; the job parks once every item that can run has run.
+    pub async fn wait(
+        &self,
+        gates: Vec<drover_queue::NewGate>,
+    ) -> Result<crate::context::Decisions, JobError> {
+        self.job.wait(gates).await
+    }
+
+    /// Waits until `until` without a slot: see [`JobContext::snooze_until`].
+    pub fn snooze_until(
+        &self,
+        until: chrono::DateTime<chrono::Utc>,
+        reason: impl Into<String>,
+    ) -> JobError {
+        self.job.snooze_until(until, reason)
+    }
+
     pub async fn progress(&self, change: impl FnOnce(&mut Progress)) -> Result<(), JobError> {
         self.reporter.update(&self.job, change).await
     }

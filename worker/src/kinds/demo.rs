@@ -5,6 +5,13 @@
 //! only. With `config.effect_url`, each item POSTs `{"job_id", "item"}` there through the
 //! effect ledger with `Idempotency-Key: <job_id>/<item>`. The result is
 //! `{"items_processed": n}`.
+//!
+//! Waiting can be tried with it too. `config.gate_at` (an item index) opens the gate
+//! `approve-<index>` after that item (decisions `approve` / `reject`, deadline
+//! `config.gate_deadline_s` seconds, default 3600, default decision `reject`); on `reject`
+//! the job completes early with `{"items_processed": n, "stopped_by": "reject"}`.
+//! `config.snooze_at` (an item index) and `config.snooze_s` snooze the job once, after that
+//! item, for that many seconds.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -33,6 +40,18 @@ struct DemoConfig {
     fail_permanent_at: Option<u64>,
     #[serde(default)]
     effect_url: Option<String>,
+    #[serde(default)]
+    gate_at: Option<u64>,
+    #[serde(default = "default_gate_deadline_s")]
+    gate_deadline_s: u64,
+    #[serde(default)]
+    snooze_at: Option<u64>,
+    #[serde(default)]
+    snooze_s: u64,
+}
+
+fn default_gate_deadline_s() -> u64 {
+    3600
 }
 
 fn default_items() -> u64 {
@@ -65,6 +84,18 @@ impl DemoConfig {
         if parsed.checkpoint_every == 0 {
             return Err("config.checkpoint_every: must be at least 1".into());
         }
+        if parsed.gate_at.is_some_and(|at| at >= parsed.items) {
+            return Err("config.gate_at: must be an item index, below config.items".into());
+        }
+        if !(1..=30 * 24 * 3600).contains(&parsed.gate_deadline_s) {
+            return Err("config.gate_deadline_s: between 1 and 2592000 (30 days)".into());
+        }
+        if parsed.snooze_at.is_some_and(|at| at >= parsed.items) {
+            return Err("config.snooze_at: must be an item index, below config.items".into());
+        }
+        if parsed.snooze_s > 24 * 3600 {
+            return Err("config.snooze_s: at most 86400 (one day)".into());
+        }
         if let Some(url) = &parsed.effect_url {
             let ok = reqwest::Url::parse(url)
                 .map(|u| matches!(u.scheme(), "http" | "https"))
@@ -82,6 +113,19 @@ impl DemoConfig {
 pub struct DemoState {
     pub items: u64,
     pub items_processed: u64,
+    /// Items walked before the review gate: all of them without `config.gate_at`.
+    #[serde(default)]
+    pub before_gate: Option<u64>,
+    /// `reject` when the review gate stopped the walk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
+}
+
+impl DemoState {
+    /// Items walked before the review: up to and including `gate_at`, or all of them.
+    fn first_part(&self) -> u64 {
+        self.before_gate.unwrap_or(self.items).min(self.items)
+    }
 }
 
 fn http() -> &'static reqwest::Client {
@@ -95,7 +139,19 @@ pub fn demo() -> GraphKind<DemoState> {
         .map(
             "walk",
             MapStep::new(
-                |state: &DemoState| (0..state.items).map(Value::from).collect(),
+                |state: &DemoState| (0..state.first_part()).map(Value::from).collect(),
+                walk_item,
+            )
+            .fold(|state: &mut DemoState, _, _| state.items_processed += 1),
+        )
+        .task("review", review)
+        .map(
+            "walk_on",
+            MapStep::new(
+                |state: &DemoState| match state.stopped_by {
+                    Some(_) => Vec::new(),
+                    None => (state.first_part()..state.items).map(Value::from).collect(),
+                },
                 walk_item,
             )
             .fold(|state: &mut DemoState, _, _| state.items_processed += 1),
@@ -109,6 +165,8 @@ pub fn demo() -> GraphKind<DemoState> {
         Ok(DemoState {
             items: config.items,
             items_processed: 0,
+            before_gate: config.gate_at.map(|at| at + 1),
+            stopped_by: None,
         })
     })
     .policy(|job| CheckpointPolicy {
@@ -118,13 +176,36 @@ pub fn demo() -> GraphKind<DemoState> {
         ..CheckpointPolicy::default()
     })
     .validate(|config| DemoConfig::parse(config).map(|_| ()))
-    .result(|state| json!({ "items_processed": state.items_processed }))
+    .result(|state| match &state.stopped_by {
+        Some(by) => json!({ "items_processed": state.items_processed, "stopped_by": by }),
+        None => json!({ "items_processed": state.items_processed }),
+    })
     .max_attempts(3)
 }
 
-async fn walk_item(ctx: StepContext, index: usize, _item: Value) -> Result<Value, JobError> {
+/// After the first part of the walk: with `config.gate_at`, asks whether to go on.
+async fn review(ctx: StepContext, mut state: DemoState) -> Result<DemoState, JobError> {
     let config = DemoConfig::parse(ctx.config()).map_err(JobError::Permanent)?;
-    let item = index as u64;
+    let Some(at) = config.gate_at else {
+        return Ok(state);
+    };
+    let key = format!("approve-{at}");
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(config.gate_deadline_s as i64);
+    let gate = drover_queue::NewGate::new(&key, format!("Continue the demo after item {at}?"))
+        .decisions(["approve", "reject"])
+        .default_decision("reject")
+        .deadline(deadline)
+        .context(json!({ "items_processed": state.items_processed, "items": state.items }));
+    let decisions = ctx.wait(vec![gate]).await?;
+    if decisions.decision(&key) == Some(&json!("reject")) {
+        state.stopped_by = Some("reject".into());
+    }
+    Ok(state)
+}
+
+async fn walk_item(ctx: StepContext, _index: usize, item: Value) -> Result<Value, JobError> {
+    let config = DemoConfig::parse(ctx.config()).map_err(JobError::Permanent)?;
+    let item = item.as_u64().unwrap_or_default();
     ctx.sleep(Duration::from_millis(config.item_ms)).await?;
     if config.fail_permanent_at == Some(item) {
         return Err(JobError::Permanent(format!(
@@ -143,6 +224,21 @@ async fn walk_item(ctx: StepContext, index: usize, _item: Value) -> Result<Value
             post_effect(url, job_id, item, timeout).await
         })
         .await?;
+    }
+    if config.snooze_at == Some(item) {
+        // Once per job: the snooze is recorded in the effect ledger, so the item run again
+        // after it goes on.
+        let fresh = std::sync::atomic::AtomicBool::new(false);
+        let until = chrono::Utc::now() + chrono::Duration::seconds(config.snooze_s as i64);
+        let recorded: chrono::DateTime<chrono::Utc> = ctx
+            .effect(&format!("snooze-{item}"), || async {
+                fresh.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(until)
+            })
+            .await?;
+        if fresh.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ctx.snooze_until(recorded, format!("demo: snooze after item {item}")));
+        }
     }
     Ok(Value::Null)
 }

@@ -4,8 +4,10 @@
 //! the fleet does the work at a time, do a round while leading, resign on shutdown.
 //!
 //! - [`reaper`]: takes back jobs whose worker stopped renewing their lease;
-//! - [`pruner`]: deletes finished jobs past their retention.
+//! - [`pruner`]: deletes finished jobs past their retention;
+//! - [`gates`]: gives gates past their deadline their default decision.
 
+pub mod gates;
 pub mod pruner;
 pub mod reaper;
 
