@@ -227,7 +227,8 @@ impl NewJob {
             return invalid("max_attempts", "must be between 1 and 1000".into());
         }
         if let Some(key) = &self.idempotency_key {
-            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            // Characters, not bytes: the OpenAPI document's `maxLength` counts them too.
+            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_LEN {
                 return invalid(
                     "idempotency_key",
                     format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"),
@@ -304,6 +305,18 @@ pub fn has_nul(value: &Value) -> bool {
         Value::Array(items) => items.iter().any(has_nul),
         Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Turns a whole number written with a fraction (`60.0`) into the integer it is: JSON has
+/// one number type, and the OpenAPI document's `integer` admits both spellings.
+pub fn whole_number(value: &mut Value) {
+    if let Some(f) = value.as_f64().filter(|_| value.is_f64()) {
+        if f.fract() == 0.0 && f >= 0.0 && f < u64::MAX as f64 {
+            *value = Value::from(f as u64);
+        } else if f.fract() == 0.0 && f < 0.0 && f >= i64::MIN as f64 {
+            *value = Value::from(f as i64);
+        }
     }
 }
 
