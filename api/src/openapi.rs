@@ -141,6 +141,23 @@ fn constrain_parameters(doc: &mut Value) {
     for schema in parameters(doc, "id") {
         *schema = json!({ "type": "string", "format": "uuid" });
     }
+    if let Some(params) = doc
+        .pointer_mut(&format!(
+            "/paths/{}/get/parameters",
+            pointer_escape("/v1/jobs/{id}/artifacts/{name}")
+        ))
+        .and_then(Value::as_array_mut)
+    {
+        for param in params.iter_mut().filter(|p| p["name"] == "name") {
+            param["schema"] = json!({
+                "type": "string",
+                "pattern": format!(
+                    r"^([A-Za-z0-9_-][A-Za-z0-9._-]{{0,{n}}}|\.[A-Za-z0-9_-]|\.[A-Za-z0-9._-]{{2,{n}}})$",
+                    n = drover_queue::MAX_ARTIFACT_NAME_LEN - 1
+                ),
+            });
+        }
+    }
     // Queue names (the `name` of /v1/queues/{name}/…) follow the store's rule.
     for (path, _, op) in operations(doc) {
         if !path.starts_with("/v1/queues/") {

@@ -410,12 +410,15 @@ pub async fn artifacts(
 /// Download one artifact.
 #[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", tag = "jobs",
     params(("id" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "The artifact's bytes, with its content type"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The artifact's bytes, with its content type", content_type = "*/*"),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "`name` is not an artifact name", body = ErrorBody)))]
 pub async fn artifact(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    drover_queue::check_artifact_name(&name).map_err(|e| ApiError::invalid("name", e.message))?;
     let artifact = state
         .store
         .artifact(id, &name)

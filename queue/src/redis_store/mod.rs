@@ -258,6 +258,7 @@ impl RunLog for RedisStore {
     }
 
     async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta> {
+        crate::store::check_artifact_name(&artifact.name)?;
         runlog::put_artifact(self, fence, artifact).await
     }
 

@@ -64,6 +64,7 @@ conformance!(
     notifier_wakes_on_enqueue_and_control,
     effects_are_recorded_once_and_fenced,
     artifacts_are_stored_listed_and_fenced,
+    artifact_names_are_checked_by_the_store,
     nul_characters_are_refused_alike,
     finished_jobs_are_pruned_after_their_retention,
 );
