@@ -523,3 +523,48 @@ async fn logs_are_plain_off_a_terminal_and_test_kinds_need_the_flag() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `drover migrate` names what it applied, then says the store is up to date; a worker
+/// with `workers.migrate: false` does not migrate, and refuses a schema that is behind.
+#[test]
+fn migrate_reports_and_workers_can_leave_it_to_migrate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("drover.yaml"),
+        "workers:\n  migrate: false\nqueue:\n  url: sqlite://fleet.db\n",
+    )
+    .expect("config");
+    let out = drover(dir.path(), &["worker", "--enable-test-kinds"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a worker started on an unmigrated store"
+    );
+    for want in [
+        "schema is at version 0",
+        "workers.migrate is false",
+        "drover migrate",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+
+    let out = drover(dir.path(), &["migrate"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let latest = drover_queue::migrate::latest(drover_queue::migrate::SQLITE);
+    assert!(stdout.contains("applied migration 0001 init"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "applied {latest} migrations to the sqlite store (schema version {latest})"
+        )),
+        "{stdout}"
+    );
+    let out = drover(dir.path(), &["migrate"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "the sqlite store is up to date (schema version {latest})"
+        )),
+        "{stdout}"
+    );
+}

@@ -210,6 +210,11 @@ pub trait Store: JobStore + RunLog + Maintenance + Peers + 'static {
     /// Where wake-ups and control requests arrive.
     fn notifier(&self) -> Arc<dyn Notifier>;
 
-    /// Applies pending migrations; safe to call from many processes at once.
-    async fn migrate(&self) -> StoreResult<()>;
+    /// Applies pending migrations; safe to call from many processes at once. Says which
+    /// this call applied (none when another process had, or the store was up to date).
+    async fn migrate(&self) -> StoreResult<crate::migrate::MigrationReport>;
+
+    /// The store's schema version against this build's, without changing anything: a
+    /// process that does not migrate (`workers.migrate: false`) checks it at start.
+    async fn schema_status(&self) -> StoreResult<crate::migrate::SchemaStatus>;
 }
