@@ -568,3 +568,51 @@ fn migrate_reports_and_workers_can_leave_it_to_migrate() {
         "{stdout}"
     );
 }
+
+/// A job paused in its first run shows attempt 1, not the 0 its counter holds after the
+/// pause handed the attempt back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_job_shows_the_attempt_it_resumes_as() {
+    use drover_queue::{ClaimRequest, JobStatus, NewJob, Release, StoreOptions};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("paused.db").display());
+    let store = drover_queue::connect(&url, StoreOptions::default())
+        .await
+        .expect("open store");
+    store.migrate().await.expect("migrate");
+    let job = NewJob::new("sleep", "paused").max_attempts(3);
+    let id = store.enqueue(job).await.expect("enqueue").job().id;
+    let lease = store
+        .claim(&ClaimRequest {
+            worker_id: "test".into(),
+            limit: 1,
+            lease_ttl: Duration::from_secs(60),
+            queues: Vec::new(),
+        })
+        .await
+        .expect("claim")
+        .pop()
+        .expect("a lease");
+    assert_eq!(lease.job.attempt, 1);
+    store.pause(id).await.expect("pause requested");
+    let paused = store
+        .release(lease.fence(), Release::Pause)
+        .await
+        .expect("paused at a safe point");
+    assert_eq!(paused.status, JobStatus::Paused);
+    assert_eq!(
+        paused.shown_attempt(),
+        1,
+        "stored attempt {}",
+        paused.attempt
+    );
+
+    let id = id.to_string();
+    let out = drover(dir.path(), &["jobs", "show", &id, "--store", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("attempt:     1/3"), "{stdout}");
+    let out = drover(dir.path(), &["jobs", "list", "--store", &url]);
+    assert!(text(&out.stdout).contains(" 1/3 "), "{}", text(&out.stdout));
+}

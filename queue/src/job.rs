@@ -378,6 +378,19 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Job {
+    /// The attempt to show people. `attempt` counts runs that used up an attempt, and a
+    /// pause hands its run's attempt back (pausing never exhausts retries), so a job paused
+    /// in its first run holds 0: a paused job shows the attempt it resumes as instead.
+    pub fn shown_attempt(&self) -> u32 {
+        if self.status == JobStatus::Paused {
+            (self.attempt + 1).min(self.max_attempts.max(1))
+        } else {
+            self.attempt
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, as stored.
 pub type Millis = i64;
 
