@@ -182,7 +182,7 @@ fn print_list(jobs: &[Job], next: Option<String>, json: bool) -> anyhow::Result<
             job.status,
             job.kind,
             job.priority,
-            format!("{}/{}", job.attempt, job.max_attempts),
+            format!("{}/{}", job.shown_attempt(), job.max_attempts),
             truncate(&job.goal, 60)
         );
     }
@@ -310,7 +310,7 @@ fn print_job(job: &Job) {
     println!("goal:        {}", job.goal);
     println!("status:      {}", job.status);
     println!("queue:       {} ({} priority)", job.queue, job.priority);
-    println!("attempt:     {}/{}", job.attempt, job.max_attempts);
+    println!("attempt:     {}/{}", job.shown_attempt(), job.max_attempts);
     println!("run_at:      {}", job.run_at.to_rfc3339());
     println!(
         "created:     {}{}",

@@ -338,8 +338,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Migrate => {
-            let store = settings()?.open_store().await?;
-            println!("migrations applied to the {} store", store.backend());
+            let (store, report) = settings()?.open_and_migrate().await?;
+            for (version, name) in &report.applied {
+                println!("applied migration {version:04} {name}");
+            }
+            match (report.applied.len(), store.backend()) {
+                (_, "redis") => println!("the redis store needs no migrations"),
+                (0, backend) => println!(
+                    "the {backend} store is up to date (schema version {})",
+                    report.version
+                ),
+                (n, backend) => println!(
+                    "applied {n} migration{} to the {backend} store (schema version {})",
+                    if n == 1 { "" } else { "s" },
+                    report.version
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => {

@@ -44,15 +44,22 @@ impl Settings {
     /// Opens the store and applies migrations, failing at once if it is unreachable
     /// (for one-shot commands).
     pub async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(self.open_and_migrate().await?.0)
+    }
+
+    /// As [`Settings::open_store`], with what the migration did (for `drover migrate`).
+    pub async fn open_and_migrate(
+        &self,
+    ) -> anyhow::Result<(Arc<dyn Store>, drover_queue::migrate::MigrationReport)> {
         let url = self.store_url();
         let store = drover_queue::connect(url, self.store_options())
             .await
             .with_context(|| format!("cannot open the store at {}", redact(url)))?;
-        store
+        let report = store
             .migrate()
             .await
             .with_context(|| format!("cannot migrate the store at {}", redact(url)))?;
-        Ok(store)
+        Ok((store, report))
     }
 
     /// Opens the store for a long-running process: an unreachable store is waited for
@@ -62,9 +69,28 @@ impl Settings {
         let store = drover_queue::connect(url, self.store_options())
             .await
             .with_context(|| format!("cannot open the store at {}", redact(url)))?;
-        store_call("migrate", || store.migrate(), || false)
+        if self.config.workers.migrate {
+            store_call("migrate", || store.migrate(), || false)
+                .await
+                .with_context(|| format!("cannot migrate the store at {}", redact(url)))?;
+        } else {
+            let status = store_call(
+                "read the schema version",
+                || store.schema_status(),
+                || false,
+            )
             .await
-            .with_context(|| format!("cannot migrate the store at {}", redact(url)))?;
+            .with_context(|| format!("cannot read the schema of the store at {}", redact(url)))?;
+            if !status.is_current() {
+                anyhow::bail!(
+                    "the store's schema is at version {} and this drover needs version {}; \
+                     workers.migrate is false, so run `drover migrate` first (or set \
+                     workers.migrate: true)",
+                    status.version,
+                    status.latest
+                );
+            }
+        }
         Ok(store)
     }
 

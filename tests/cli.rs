@@ -523,3 +523,96 @@ async fn logs_are_plain_off_a_terminal_and_test_kinds_need_the_flag() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `drover migrate` names what it applied, then says the store is up to date; a worker
+/// with `workers.migrate: false` does not migrate, and refuses a schema that is behind.
+#[test]
+fn migrate_reports_and_workers_can_leave_it_to_migrate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("drover.yaml"),
+        "workers:\n  migrate: false\nqueue:\n  url: sqlite://fleet.db\n",
+    )
+    .expect("config");
+    let out = drover(dir.path(), &["worker", "--enable-test-kinds"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a worker started on an unmigrated store"
+    );
+    for want in [
+        "schema is at version 0",
+        "workers.migrate is false",
+        "drover migrate",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+
+    let out = drover(dir.path(), &["migrate"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let latest = drover_queue::migrate::latest(drover_queue::migrate::SQLITE);
+    assert!(stdout.contains("applied migration 0001 init"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "applied {latest} migrations to the sqlite store (schema version {latest})"
+        )),
+        "{stdout}"
+    );
+    let out = drover(dir.path(), &["migrate"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "the sqlite store is up to date (schema version {latest})"
+        )),
+        "{stdout}"
+    );
+}
+
+/// A job paused in its first run shows attempt 1, not the 0 its counter holds after the
+/// pause handed the attempt back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_job_shows_the_attempt_it_resumes_as() {
+    use drover_queue::{ClaimRequest, JobStatus, NewJob, Release, StoreOptions};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("paused.db").display());
+    let store = drover_queue::connect(&url, StoreOptions::default())
+        .await
+        .expect("open store");
+    store.migrate().await.expect("migrate");
+    let job = NewJob::new("sleep", "paused").max_attempts(3);
+    let id = store.enqueue(job).await.expect("enqueue").job().id;
+    let lease = store
+        .claim(&ClaimRequest {
+            worker_id: "test".into(),
+            limit: 1,
+            lease_ttl: Duration::from_secs(60),
+            queues: Vec::new(),
+        })
+        .await
+        .expect("claim")
+        .pop()
+        .expect("a lease");
+    assert_eq!(lease.job.attempt, 1);
+    store.pause(id).await.expect("pause requested");
+    let paused = store
+        .release(lease.fence(), Release::Pause)
+        .await
+        .expect("paused at a safe point");
+    assert_eq!(paused.status, JobStatus::Paused);
+    assert_eq!(
+        paused.shown_attempt(),
+        1,
+        "stored attempt {}",
+        paused.attempt
+    );
+
+    let id = id.to_string();
+    let out = drover(dir.path(), &["jobs", "show", &id, "--store", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("attempt:     1/3"), "{stdout}");
+    let out = drover(dir.path(), &["jobs", "list", "--store", &url]);
+    assert!(text(&out.stdout).contains(" 1/3 "), "{}", text(&out.stdout));
+}

@@ -12,6 +12,7 @@ mod auth;
 mod error;
 mod headers;
 mod limits;
+mod openapi;
 mod ops;
 mod origin;
 mod routes;
@@ -30,6 +31,7 @@ use drover_queue::Store;
 use drover_worker::Registry;
 
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 pub use sse::EventHub;
 pub use worker_ops::WorkerEndpoints;
 

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use utoipa::OpenApi;
 
+use crate::error::ErrorBody;
 use crate::{routes, ApiError, AppState};
 
 #[derive(OpenApi)]
@@ -22,13 +23,13 @@ use crate::{routes, ApiError, AppState};
         routes::submit, routes::submit_batch, routes::list, routes::show, routes::pause,
         routes::resume, routes::cancel, routes::events, routes::checkpoints, routes::artifacts,
         routes::artifact, routes::queues, routes::pause_queue, routes::resume_queue,
-        routes::workers,
+        routes::workers, dashboard, openapi, metrics, healthz, readyz,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "jobs"), (name = "queues"), (name = "workers"))
+    tags((name = "jobs"), (name = "queues"), (name = "workers"), (name = "operations"))
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 struct BearerAuth;
 
@@ -43,11 +44,16 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// This API's OpenAPI document, with this process's kinds.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(crate::openapi::document(&state.registry))
 }
 
 /// The dashboard page, with a CSP that lets only its own inline script and style run.
+#[utoipa::path(get, path = "/", tag = "operations", security(()),
+    responses((status = 200, description = "The dashboard page", content_type = "text/html")))]
 pub async fn dashboard() -> Response {
     let headers = [
         (
@@ -62,12 +68,18 @@ pub async fn dashboard() -> Response {
     (headers, Html(crate::headers::DASHBOARD_HTML)).into_response()
 }
 
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", content_type = "application/json")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when the store answers. The route is open, so the store's error (which can name
 /// hosts and users) goes to the log, not into the answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "The store answers", content_type = "application/json"),
+        (status = 503, description = "The store does not answer", body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.next_run_at().await {
         Ok(_) => Json(json!({ "status": "ready", "store": state.store.backend() })).into_response(),
@@ -103,6 +115,9 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
 }
 
 /// Prometheus text. Queue depth and oldest age are read from the store at scrape time.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+        (status = 503, description = "No metrics recorder could be installed", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("drover_sse_feeds").set(state.hub.feeds() as f64);
     prometheus_text(&*state.store).await

@@ -65,17 +65,46 @@ fn parse_id(id: &str) -> Result<JobId, ApiError> {
 }
 
 /// Parses a job body; errors name the field (`priority`, `timeouts.step_timeout`, …).
-fn parse_job(value: serde_json::Value, at: &str) -> Result<NewJob, ApiError> {
+fn parse_job(mut value: serde_json::Value, at: &str) -> Result<NewJob, ApiError> {
+    let field = |path: &str| match (at.is_empty(), path) {
+        (true, ".") => "body".to_string(),
+        (true, _) => path.to_string(),
+        (false, ".") => at.to_string(),
+        (false, _) => format!("{at}.{path}"),
+    };
+    // serde would also read a struct from an array of its fields; JSON bodies name them.
+    let Some(fields) = value.as_object_mut() else {
+        return Err(ApiError::invalid(&field("."), "must be a JSON object"));
+    };
+    if let Some(timeouts) = fields.get_mut("timeouts") {
+        let Some(timeouts) = timeouts.as_object_mut() else {
+            return Err(ApiError::invalid(
+                &field("timeouts"),
+                "must be a JSON object",
+            ));
+        };
+        timeouts
+            .values_mut()
+            .for_each(drover_queue::job::whole_number);
+    }
+    if let Some(max_attempts) = fields.get_mut("max_attempts") {
+        drover_queue::job::whole_number(max_attempts);
+    }
     serde_path_to_error::deserialize::<_, NewJob>(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = match (at.is_empty(), path.as_str()) {
-            (true, ".") => "body".to_string(),
-            (true, _) => path,
-            (false, ".") => at.to_string(),
-            (false, _) => format!("{at}.{path}"),
-        };
-        ApiError::invalid(&field, e.into_inner())
+        ApiError::invalid(&field(&path), e.into_inner())
     })
+}
+
+/// A query parameter's text; U+0000, which no store can hold, is refused naming it.
+fn query_text(query: &HashMap<String, String>, name: &str) -> Result<Option<String>, ApiError> {
+    match query.get(name) {
+        Some(text) if text.contains('\0') => Err(ApiError::bad_request(format!(
+            "{name}: {}",
+            drover_queue::job::NUL_MESSAGE
+        ))),
+        text => Ok(text.cloned()),
+    }
 }
 
 /// A JSON request body: `Content-Type: application/json` (415 otherwise, which also keeps
@@ -228,8 +257,8 @@ pub async fn list(
         .store
         .list(&JobFilter {
             status,
-            kind: query.get("kind").cloned(),
-            created_by: query.get("created_by").cloned(),
+            kind: query_text(&query, "kind")?,
+            created_by: query_text(&query, "created_by")?,
             before,
             limit,
         })
@@ -306,6 +335,14 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    // Both are checked when both are sent, though the header wins.
+    let after_query =
+        match query.get("after") {
+            Some(after) => Some(after.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(
+                || ApiError::bad_request("after: must be an event seq (a whole number)"),
+            )?),
+            None => None,
+        };
     let after = match headers.get("last-event-id") {
         Some(value) => value
             .to_str()
@@ -315,16 +352,7 @@ pub async fn events(
             .ok_or_else(|| {
                 ApiError::bad_request("Last-Event-ID: must be an event seq (a whole number)")
             })?,
-        None => match query.get("after") {
-            Some(after) => after
-                .parse::<i64>()
-                .ok()
-                .filter(|v| *v >= 0)
-                .ok_or_else(|| {
-                    ApiError::bad_request("after: must be an event seq (a whole number)")
-                })?,
-            None => 0,
-        },
+        None => after_query.unwrap_or(0),
     };
     // A feed this request starts broadcasts from the newest event; the client replays the
     // rest from the store itself.
@@ -382,12 +410,15 @@ pub async fn artifacts(
 /// Download one artifact.
 #[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", tag = "jobs",
     params(("id" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "The artifact's bytes, with its content type"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The artifact's bytes, with its content type", content_type = "*/*"),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "`name` is not an artifact name", body = ErrorBody)))]
 pub async fn artifact(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    drover_queue::check_artifact_name(&name).map_err(|e| ApiError::invalid("name", e.message))?;
     let artifact = state
         .store
         .artifact(id, &name)

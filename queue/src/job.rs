@@ -227,7 +227,8 @@ impl NewJob {
             return invalid("max_attempts", "must be between 1 and 1000".into());
         }
         if let Some(key) = &self.idempotency_key {
-            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            // Characters, not bytes: the OpenAPI document's `maxLength` counts them too.
+            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_LEN {
                 return invalid(
                     "idempotency_key",
                     format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"),
@@ -307,6 +308,18 @@ pub fn has_nul(value: &Value) -> bool {
     }
 }
 
+/// Turns a whole number written with a fraction (`60.0`) into the integer it is: JSON has
+/// one number type, and the OpenAPI document's `integer` admits both spellings.
+pub fn whole_number(value: &mut Value) {
+    if let Some(f) = value.as_f64().filter(|_| value.is_f64()) {
+        if f.fract() == 0.0 && f >= 0.0 && f < u64::MAX as f64 {
+            *value = Value::from(f as u64);
+        } else if f.fract() == 0.0 && f < 0.0 && f >= i64::MIN as f64 {
+            *value = Value::from(f as i64);
+        }
+    }
+}
+
 /// FNV-1a, 64 bits: a hash that stays the same across builds and platforms.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -363,6 +376,19 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// The attempt to show people. `attempt` counts runs that used up an attempt, and a
+    /// pause hands its run's attempt back (pausing never exhausts retries), so a job paused
+    /// in its first run holds 0: a paused job shows the attempt it resumes as instead.
+    pub fn shown_attempt(&self) -> u32 {
+        if self.status == JobStatus::Paused {
+            (self.attempt + 1).min(self.max_attempts.max(1))
+        } else {
+            self.attempt
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, as stored.

@@ -1,6 +1,41 @@
 //! Versioned migrations from `migrations/<backend>/NNNN_name.sql`, embedded in the binary.
-//! Each backend applies the ones its `drover_migrations` table lacks, in order, each in its
-//! own transaction, holding a lock so that many processes starting at once apply each once.
+//! Each backend applies the ones its `drover_migrations` table lacks, in order, holding a
+//! lock so that many processes starting at once apply each once.
+//!
+//! A migration runs in a transaction of its own, unless its first line is
+//! [`NO_TRANSACTION`]: then (PostgreSQL) its statements run one by one outside any
+//! transaction, as `CREATE INDEX CONCURRENTLY` must, so an index on a big table is built
+//! without blocking writes. Such a migration must be safe to run again after a crash part
+//! way through (`DROP INDEX CONCURRENTLY IF EXISTS` first: a failed build leaves an invalid
+//! index behind).
+
+/// The first line that makes a migration run outside a transaction.
+pub const NO_TRANSACTION: &str = "-- drover:no-transaction";
+
+/// What a `migrate` did: the migrations this call applied (none when the store was up to
+/// date), and the store's schema version after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// `(version, name)`, oldest first.
+    pub applied: Vec<(i64, &'static str)>,
+    /// The newest applied version now.
+    pub version: i64,
+}
+
+/// Where a store's schema is against what this build needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The newest applied version (0: none).
+    pub version: i64,
+    /// The newest version this build has.
+    pub latest: i64,
+}
+
+impl SchemaStatus {
+    pub fn is_current(&self) -> bool {
+        self.version >= self.latest
+    }
+}
 
 /// One migration file.
 #[derive(Debug, Clone, Copy)]
@@ -8,6 +43,32 @@ pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     pub sql: &'static str,
+}
+
+impl Migration {
+    /// False when the migration's first line is [`NO_TRANSACTION`].
+    pub fn in_transaction(&self) -> bool {
+        !self.sql.trim_start().starts_with(NO_TRANSACTION)
+    }
+
+    /// The migration's statements, for running one by one: split at a `;` that ends a
+    /// line, comment-only pieces left out. (No-transaction migrations hold plain DDL, no
+    /// function bodies.)
+    pub fn statements(&self) -> Vec<&'static str> {
+        self.sql
+            .split(";\n")
+            .map(|s| s.trim().trim_end_matches(';').trim())
+            .filter(|s| {
+                s.lines()
+                    .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+            })
+            .collect()
+    }
+}
+
+/// The newest version of a set.
+pub fn latest(set: &[Migration]) -> i64 {
+    set.last().map_or(0, |m| m.version)
 }
 
 /// SQLite migrations, oldest first.
@@ -91,6 +152,25 @@ pub const POSTGRES: &[Migration] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_transaction_migrations_split_into_statements() {
+        let m = Migration {
+            version: 9,
+            name: "x",
+            sql: "-- drover:no-transaction\n-- why\nDROP INDEX CONCURRENTLY IF EXISTS a;\n\
+                  CREATE INDEX CONCURRENTLY a\n    ON jobs (b);\n",
+        };
+        assert!(!m.in_transaction());
+        assert_eq!(
+            m.statements(),
+            [
+                "-- drover:no-transaction\n-- why\nDROP INDEX CONCURRENTLY IF EXISTS a",
+                "CREATE INDEX CONCURRENTLY a\n    ON jobs (b)"
+            ]
+        );
+        assert!(POSTGRES[0].in_transaction());
+    }
 
     #[test]
     fn versions_increase_without_gaps() {

@@ -155,5 +155,9 @@ macro_rules! apply_migrations {
                 .await?;
             $applied;
         }
+        sqlx::query_scalar::<_, Option<i64>>(include_str!("sql/applied_migration.sql"))
+            .fetch_one(&mut *$tx)
+            .await?
+            .unwrap_or(0)
     }};
 }

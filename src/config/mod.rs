@@ -147,6 +147,10 @@ pub struct Workers {
     pub poll_interval: Duration,
     /// Queues this pool claims from; empty (the default) means all queues.
     pub queues: Vec<String>,
+    /// Whether `serve`, `worker` and `api` apply pending migrations at start (default
+    /// true). A fleet sets it false and runs `drover migrate` once per release; a process
+    /// then refuses to start while the store's schema is behind its own.
+    pub migrate: bool,
 }
 
 impl Default for Workers {
@@ -160,6 +164,7 @@ impl Default for Workers {
             graceful_shutdown: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             queues: Vec::new(),
+            migrate: true,
         }
     }
 }

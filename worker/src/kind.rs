@@ -82,6 +82,9 @@ pub trait Kind: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: BTreeMap<&'static str, Arc<dyn Kind>>,
+    /// JSON Schemas of kinds' `config`, for the OpenAPI document; a kind without one
+    /// takes any object.
+    config_schemas: BTreeMap<&'static str, Value>,
 }
 
 impl Registry {
@@ -101,12 +104,26 @@ impl Registry {
         registry.register(crate::kinds::Noop);
         registry.register(crate::kinds::Sleep);
         registry.register(crate::kinds::demo());
+        registry.describe_config("sleep", crate::kinds::Sleep::config_schema());
+        registry.describe_config("demo", crate::kinds::demo::config_schema());
         registry
     }
 
     pub fn register(&mut self, kind: impl Kind) -> &mut Self {
         self.kinds.insert(kind.name(), Arc::new(kind));
         self
+    }
+
+    /// Publishes the JSON Schema that `name`'s [`Kind::validate`] enforces on `config`, so
+    /// that the OpenAPI document states it. It must accept exactly what `validate` accepts.
+    pub fn describe_config(&mut self, name: &'static str, schema: Value) -> &mut Self {
+        self.config_schemas.insert(name, schema);
+        self
+    }
+
+    /// The JSON Schema of `name`'s `config`, when its kind published one.
+    pub fn config_schema(&self, name: &str) -> Option<&Value> {
+        self.config_schemas.get(name)
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Kind>> {

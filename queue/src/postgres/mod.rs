@@ -141,6 +141,89 @@ impl PgStore {
     }
 
     /// Takes a transaction-scoped advisory lock named `key` (released at commit).
+    /// Applies `set`'s pending migrations (see [`migrate`]): [`Store::migrate`] with
+    /// [`migrate::POSTGRES`]; public for tests of the migrator itself.
+    ///
+    /// One migrator per schema at a time, across every process, by a session advisory lock
+    /// on a connection of its own. It is taken by polling `pg_try_advisory_lock`, never by
+    /// waiting inside a statement: a `CREATE INDEX CONCURRENTLY` waits for every open
+    /// transaction of the database, and a rival migrator blocked in a lock statement would
+    /// be one, waiting in turn for it.
+    pub async fn migrate_with(
+        &self,
+        set: &'static [migrate::Migration],
+    ) -> StoreResult<migrate::MigrationReport> {
+        let mut conn = self.pool.acquire().await?;
+        let key = format!("drover.migrate.{}", self.schema);
+        let mut wait = Duration::from_millis(20);
+        while !sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(&key)
+            .fetch_one(&mut *conn)
+            .await?
+        {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
+        let result = self.apply_migrations(&mut conn, set).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(&key)
+            .execute(&mut *conn)
+            .await;
+        if result.is_err() || unlocked.is_err() {
+            // Closing the session is what surely releases its lock.
+            drop(conn.detach());
+        }
+        let report = result?;
+        unlocked?;
+        Ok(report)
+    }
+
+    async fn apply_migrations(
+        &self,
+        conn: &mut PgConnection,
+        set: &'static [migrate::Migration],
+    ) -> StoreResult<migrate::MigrationReport> {
+        let create = include_str!("sql/create_schema.sql").replace("/* schema */", &self.schema);
+        conn.execute(create.as_str()).await?;
+        sqlx::query(include_str!("sql/create_migrations.sql"))
+            .execute(&mut *conn)
+            .await?;
+        let done =
+            || sqlx::query_scalar::<_, Option<i64>>(include_str!("sql/applied_migration.sql"));
+        let before = done().fetch_one(&mut *conn).await?.unwrap_or(0);
+        let mut applied = Vec::new();
+        for m in set.iter().filter(|m| m.version > before) {
+            let record = sqlx::query(include_str!("sql/record_migration.sql"))
+                .bind(m.version)
+                .bind(m.name);
+            if m.in_transaction() {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                (&mut *tx).execute(m.sql).await?;
+                record.execute(&mut *tx).await?;
+                tx.commit().await?;
+            } else {
+                // One statement per round trip: several in one would share an implicit
+                // transaction, which CONCURRENTLY refuses.
+                for statement in m.statements() {
+                    conn.execute(statement).await?;
+                }
+                record.execute(&mut *conn).await?;
+            }
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                schema = %self.schema,
+                transaction = m.in_transaction(),
+                "applied postgres migration"
+            );
+            applied.push((m.version, m.name));
+        }
+        Ok(migrate::MigrationReport {
+            applied,
+            version: done().fetch_one(&mut *conn).await?.unwrap_or(0),
+        })
+    }
+
     async fn lock(conn: &mut PgConnection, key: String) -> StoreResult<()> {
         sqlx::query(include_str!("sql/advisory_xact_lock.sql"))
             .bind(key)
@@ -241,19 +324,28 @@ impl Store for PgStore {
         self.notifier.clone()
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        // One migrator per schema at a time, across every process.
-        Self::lock(&mut tx, format!("drover.migrate.{}", self.schema)).await?;
-        let create = include_str!("sql/create_schema.sql").replace("/* schema */", &self.schema);
-        (&mut *tx).execute(create.as_str()).await?;
-        apply_migrations!(tx, migrate::POSTGRES, [], |m| tracing::info!(
-            version = m.version,
-            name = m.name,
-            schema = %self.schema,
-            "applied postgres migration"
-        ));
-        tx.commit().await?;
-        Ok(())
+    async fn migrate(&self) -> StoreResult<migrate::MigrationReport> {
+        self.migrate_with(migrate::POSTGRES).await
+    }
+
+    async fn schema_status(&self) -> StoreResult<migrate::SchemaStatus> {
+        let mut conn = self.pool.acquire().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('drover_migrations')::text")
+                .fetch_one(&mut *conn)
+                .await?;
+        let version = match exists {
+            None => 0,
+            Some(_) => {
+                sqlx::query_scalar::<_, Option<i64>>(include_str!("sql/applied_migration.sql"))
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .unwrap_or(0)
+            }
+        };
+        Ok(migrate::SchemaStatus {
+            version,
+            latest: migrate::latest(migrate::POSTGRES),
+        })
     }
 }

@@ -91,6 +91,7 @@ impl RunLog for PgStore {
     }
 
     async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta> {
+        crate::store::check_artifact_name(&artifact.name)?;
         let mut tx = self.pool.begin().await?;
         let job = Self::fenced_job(&mut tx, fence).await?;
         let now = Self::now(&mut tx).await?;

@@ -259,6 +259,7 @@ impl RunLog for RedisStore {
     }
 
     async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta> {
+        crate::store::check_artifact_name(&artifact.name)?;
         runlog::put_artifact(self, fence, artifact).await
     }
 
@@ -334,7 +335,14 @@ impl Store for RedisStore {
 
     /// Redis needs no schema: this checks the server answers and warns when persistence is
     /// off (without AOF a crash of Redis loses acknowledged jobs).
-    async fn migrate(&self) -> StoreResult<()> {
+    async fn schema_status(&self) -> StoreResult<crate::migrate::SchemaStatus> {
+        Ok(crate::migrate::SchemaStatus {
+            version: 0,
+            latest: 0,
+        })
+    }
+
+    async fn migrate(&self) -> StoreResult<crate::migrate::MigrationReport> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         let aof: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
             .arg("GET")
@@ -349,6 +357,6 @@ impl Store for RedisStore {
             Ok(_) => {}
             Err(err) => tracing::debug!(error = %err, "cannot read Redis persistence settings"),
         }
-        Ok(())
+        Ok(crate::migrate::MigrationReport::default())
     }
 }

@@ -268,14 +268,40 @@ impl Store for SqliteStore {
         self.notifier.clone()
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
+    async fn migrate(&self) -> StoreResult<migrate::MigrationReport> {
         let mut tx = self.begin().await?;
-        apply_migrations!(tx, migrate::SQLITE, [now_millis()], |m| tracing::info!(
-            version = m.version,
-            name = m.name,
-            "applied sqlite migration"
-        ));
+        let mut applied = Vec::new();
+        let version = apply_migrations!(tx, migrate::SQLITE, [now_millis()], |m| {
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "applied sqlite migration"
+            );
+            applied.push((m.version, m.name));
+        });
         tx.commit().await?;
-        Ok(())
+        Ok(migrate::MigrationReport { applied, version })
+    }
+
+    async fn schema_status(&self) -> StoreResult<migrate::SchemaStatus> {
+        let mut conn = self.reader.acquire().await?;
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'drover_migrations'",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let version = match exists {
+            None => 0,
+            Some(_) => {
+                sqlx::query_scalar::<_, Option<i64>>(include_str!("sql/applied_migration.sql"))
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .unwrap_or(0)
+            }
+        };
+        Ok(migrate::SchemaStatus {
+            version,
+            latest: migrate::latest(migrate::SQLITE),
+        })
     }
 }

@@ -104,6 +104,7 @@ impl RunLog for SqliteStore {
     }
 
     async fn put_artifact(&self, fence: Fence, artifact: NewArtifact) -> StoreResult<ArtifactMeta> {
+        crate::store::check_artifact_name(&artifact.name)?;
         let mut tx = self.begin().await?;
         let now = now_millis();
         let job = Self::fenced_job(&mut tx, fence).await?;

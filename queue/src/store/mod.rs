@@ -179,6 +179,33 @@ pub(crate) fn refuse_unstorable_effect(key: &str, result: &serde_json::Value) ->
     refuse_nul("result", result)
 }
 
+/// The longest artifact name.
+pub const MAX_ARTIFACT_NAME_LEN: usize = 255;
+
+/// Checks an artifact name (`[A-Za-z0-9._-]`, 1 to 255 characters, not `.` or `..`): it
+/// becomes a download's file name and part of a URL path, so every backend's artifact write
+/// refuses any other, naming `name`.
+pub fn check_artifact_name(name: &str) -> Result<(), InvalidJob> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_ARTIFACT_NAME_LEN
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidJob {
+            field: "name",
+            message: format!(
+                "an artifact name must be 1 to {MAX_ARTIFACT_NAME_LEN} of [A-Za-z0-9._-], \
+                 and not `.` or `..`"
+            ),
+        })
+    }
+}
+
 /// The durable job store: the four concerns over one connection.
 ///
 /// Promises every backend keeps (and the conformance suite checks):
@@ -195,6 +222,11 @@ pub trait Store: JobStore + RunLog + Maintenance + Peers + Gates + 'static {
     /// Where wake-ups and control requests arrive.
     fn notifier(&self) -> Arc<dyn Notifier>;
 
-    /// Applies pending migrations; safe to call from many processes at once.
-    async fn migrate(&self) -> StoreResult<()>;
+    /// Applies pending migrations; safe to call from many processes at once. Says which
+    /// this call applied (none when another process had, or the store was up to date).
+    async fn migrate(&self) -> StoreResult<crate::migrate::MigrationReport>;
+
+    /// The store's schema version against this build's, without changing anything: a
+    /// process that does not migrate (`workers.migrate: false`) checks it at start.
+    async fn schema_status(&self) -> StoreResult<crate::migrate::SchemaStatus>;
 }

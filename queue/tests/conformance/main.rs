@@ -64,6 +64,7 @@ conformance!(
     notifier_wakes_on_enqueue_and_control,
     effects_are_recorded_once_and_fenced,
     artifacts_are_stored_listed_and_fenced,
+    artifact_names_are_checked_by_the_store,
     nul_characters_are_refused_alike,
     finished_jobs_are_pruned_after_their_retention,
     gates_park_a_job_until_every_one_is_decided,
@@ -75,3 +76,58 @@ conformance!(
     racing_decisions_land_once,
     snoozed_jobs_wait_without_using_an_attempt,
 );
+
+/// PostgreSQL only: a migration marked `-- drover:no-transaction` runs outside a
+/// transaction (as `CREATE INDEX CONCURRENTLY` must), once, with four migrators at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_no_transaction_migrations_build_indexes_concurrently() {
+    use drover_queue::migrate::{Migration, POSTGRES};
+    let backend = drover_queue::testing::Backend::postgres();
+    let set: &'static [Migration] = {
+        let mut set = POSTGRES.to_vec();
+        set.push(Migration {
+            version: POSTGRES.len() as i64 + 1,
+            name: "concurrent_index",
+            sql: "-- drover:no-transaction\n\
+                  DROP INDEX CONCURRENTLY IF EXISTS jobs_created_test;\n\
+                  CREATE INDEX CONCURRENTLY jobs_created_test ON jobs (created_at);\n",
+        });
+        Box::leak(set.into_boxed_slice())
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = drover_queue::PgStore::connect(&backend.url(), Default::default())
+            .await
+            .expect("connect");
+        tasks.push(tokio::spawn(async move {
+            store.migrate_with(set).await.map(|r| (r, store))
+        }));
+    }
+    let mut applied = Vec::new();
+    let mut last = None;
+    for task in tasks {
+        let (report, store) = task.await.expect("join").expect("migrate");
+        applied.extend(report.applied);
+        last = Some(store);
+    }
+    let store = last.expect("a store");
+    assert_eq!(
+        applied
+            .iter()
+            .filter(|(_, name)| *name == "concurrent_index")
+            .count(),
+        1,
+        "{applied:?}"
+    );
+    let valid: bool = sqlx::query_scalar(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = 'jobs_created_test' AND n.nspname = current_schema()",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("the index exists");
+    assert!(valid, "the concurrently built index is valid");
+    drop(store);
+    backend.cleanup().await;
+}

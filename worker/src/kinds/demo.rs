@@ -64,9 +64,67 @@ fn default_checkpoint_every() -> u64 {
     5
 }
 
+/// The URLs `config.effect_url` may hold: ASCII http(s), a host of letters, digits, dots
+/// and dashes, an optional port and a plain path. Narrower than a URL parser, so that the
+/// OpenAPI document can state the rule exactly.
+pub const EFFECT_URL_PATTERN: &str = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$";
+
+/// [`EFFECT_URL_PATTERN`], checked by hand (no regex engine in the worker).
+fn simple_http_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'/' | b'-'));
+    host_ok && port_ok && path_ok
+}
+
+/// What `demo`'s config accepts, as a JSON Schema (the same rules as `DemoConfig::parse`).
+pub fn config_schema() -> Value {
+    let count = |minimum: u64, maximum: u64| json!({ "type": "integer", "minimum": minimum, "maximum": maximum });
+    let item = json!({ "type": ["integer", "null"], "minimum": 0, "maximum": u64::MAX });
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "items": count(0, MAX_ITEMS),
+            "item_ms": count(0, 3_600_000),
+            "checkpoint_every": count(1, u64::MAX),
+            "fail_transient_at": item,
+            "fail_permanent_at": item,
+            "effect_url": {
+                "type": ["string", "null"],
+                "pattern": EFFECT_URL_PATTERN,
+                "description": "Each item POSTs here through the effect ledger"
+            }
+        }
+    })
+}
+
 impl DemoConfig {
     fn parse(config: &Value) -> Result<Self, String> {
-        let parsed: DemoConfig = serde_path_to_error::deserialize(config.clone()).map_err(|e| {
+        let mut config = config.clone();
+        if let Some(fields) = config.as_object_mut() {
+            fields
+                .values_mut()
+                .for_each(drover_queue::job::whole_number);
+        }
+        let parsed: DemoConfig = serde_path_to_error::deserialize(config).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path == "." {
@@ -97,11 +155,10 @@ impl DemoConfig {
             return Err("config.snooze_s: at most 86400 (one day)".into());
         }
         if let Some(url) = &parsed.effect_url {
-            let ok = reqwest::Url::parse(url)
-                .map(|u| matches!(u.scheme(), "http" | "https"))
-                .unwrap_or(false);
-            if !ok {
-                return Err("config.effect_url: must be an http(s) URL".into());
+            if !simple_http_url(url) {
+                return Err(format!(
+                    "config.effect_url: must be a plain http(s) URL (`{EFFECT_URL_PATTERN}`)"
+                ));
             }
         }
         Ok(parsed)
@@ -332,6 +389,22 @@ mod tests {
         assert!(err.contains("config.checkpoint_every"), "{err}");
         let err = DemoConfig::parse(&json!({"effect_url": "ftp://x"})).unwrap_err();
         assert!(err.contains("config.effect_url"), "{err}");
+        for bad in [
+            "https://\u{cf}",
+            "http://",
+            "http://a b",
+            "http://h:123456",
+            "http://h/?q",
+        ] {
+            assert!(!simple_http_url(bad), "{bad}");
+        }
+        for good in [
+            "http://127.0.0.1:8080",
+            "https://example.com/hook/a-b_c.d~e",
+            "http://h/",
+        ] {
+            assert!(simple_http_url(good), "{good}");
+        }
         let err = DemoConfig::parse(&json!({"itemz": 3})).unwrap_err();
         assert!(err.contains("itemz"), "{err}");
     }

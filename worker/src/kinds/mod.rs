@@ -31,10 +31,27 @@ impl Kind for Noop {
 pub struct Sleep;
 
 impl Sleep {
+    /// What [`Sleep`]'s `validate` accepts, as a JSON Schema (other keys are ignored).
+    pub fn config_schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "ms": { "type": "integer", "minimum": 0, "maximum": 86_400_000,
+                        "description": "How long to sleep (default 1000)" }
+            }
+        })
+    }
+
     fn millis(config: &Value) -> Result<u64, String> {
         match config.get("ms") {
             None => Ok(1000),
-            Some(v) => v.as_u64().filter(|ms| *ms <= 86_400_000).ok_or_else(|| {
+            Some(v) => {
+                let mut v = v.clone();
+                drover_queue::job::whole_number(&mut v);
+                v.as_u64()
+            }
+            .filter(|ms| *ms <= 86_400_000)
+            .ok_or_else(|| {
                 "config.ms: must be a whole number of milliseconds up to one day".into()
             }),
         }

@@ -11,22 +11,45 @@ use drover_queue::testing::{eventually, Backend};
 use super::*;
 
 pub async fn migrations_are_idempotent_and_concurrent(b: &Backend) {
-    let store = b.open().await;
-    store.migrate().await.expect("second migrate");
-    let tasks: Vec<_> = (0..4)
-        .map(|_| {
-            let url = b.url();
-            tokio::spawn(async move {
-                let store = drover_queue::connect(&url, StoreOptions::default())
+    // A fresh store, migrated by four processes at once: each migration is applied once,
+    // by one of them, and the reports say which.
+    let handles: Vec<_> = {
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            handles.push(
+                drover_queue::connect(&b.url(), StoreOptions::default())
                     .await
-                    .expect("connect");
-                store.migrate().await
-            })
-        })
+                    .expect("connect"),
+            );
+        }
+        handles
+    };
+    let before = handles[0].schema_status().await.expect("status");
+    assert_eq!(before.version, 0, "nothing applied yet");
+    assert_eq!(before.is_current(), before.latest == 0);
+    let tasks: Vec<_> = handles
+        .iter()
+        .cloned()
+        .map(|store| tokio::spawn(async move { store.migrate().await }))
         .collect();
+    let mut applied = Vec::new();
     for task in tasks {
-        task.await.expect("join").expect("concurrent migrate");
+        let report = task.await.expect("join").expect("concurrent migrate");
+        assert_eq!(report.version, before.latest);
+        applied.extend(report.applied);
     }
+    applied.sort();
+    let versions: Vec<i64> = applied.iter().map(|(v, _)| *v).collect();
+    assert_eq!(
+        versions,
+        (1..=before.latest).collect::<Vec<_>>(),
+        "each once"
+    );
+    // Up to date now: another migrate applies nothing and says so.
+    let store = b.open().await;
+    let again = store.migrate().await.expect("second migrate");
+    assert!(again.applied.is_empty(), "{again:?}");
+    assert!(store.schema_status().await.expect("status").is_current());
     let job = enqueue(&store, NewJob::new("noop", "after migrations")).await;
     assert_eq!(store.get(job.id).await.expect("get").id, job.id);
 }

@@ -185,6 +185,46 @@ pub async fn artifacts_are_stored_listed_and_fenced(b: &Backend) {
     );
 }
 
+/// Artifact names are checked by the store, on every backend alike: a name becomes a file
+/// name and a URL path segment.
+pub async fn artifact_names_are_checked_by_the_store(b: &Backend) {
+    let store = b.open().await;
+    let job = enqueue(&store, NewJob::new("noop", "artifact names")).await;
+    let lease = claim_one(&store, "w").await;
+    let put = |name: &str| NewArtifact {
+        name: name.into(),
+        content_type: "text/plain".into(),
+        data: b"x".to_vec(),
+    };
+    let too_long = "a".repeat(MAX_ARTIFACT_NAME_LEN + 1);
+    for bad in [
+        "",
+        ".",
+        "..",
+        "../etc",
+        "a/b",
+        "a b",
+        "ré.txt",
+        "a\0b",
+        "}",
+        too_long.as_str(),
+    ] {
+        match store.put_artifact(lease.fence(), put(bad)).await {
+            Err(StoreError::Invalid(invalid)) => assert_eq!(invalid.field, "name", "{bad:?}"),
+            other => panic!("{bad:?}: expected Invalid(name), got {other:?}"),
+        }
+    }
+    let longest = "a".repeat(MAX_ARTIFACT_NAME_LEN);
+    for good in ["report.csv", "a", "...", "v1.2_final-B", longest.as_str()] {
+        store
+            .put_artifact(lease.fence(), put(good))
+            .await
+            .unwrap_or_else(|e| panic!("{good:?}: {e}"));
+    }
+    let stored = store.artifacts(job.id).await.expect("list");
+    assert_eq!(stored.len(), 5, "only the valid names were stored");
+}
+
 /// U+0000 cannot be stored by PostgreSQL, so every backend refuses it alike wherever a
 /// runner writes JSON or a name: a completion's result, an event, an effect. A refused
 /// completion batch is refused whole (the worker splits it) and leaves its jobs running.
