@@ -106,7 +106,12 @@ impl From<redis::RedisError> for StoreError {
             || err.is_timeout()
             || matches!(
                 err.kind(),
-                redis::ErrorKind::BusyLoadingError | redis::ErrorKind::TryAgain
+                redis::ErrorKind::BusyLoadingError
+                    | redis::ErrorKind::TryAgain
+                    // A cluster failing over, or a node the cluster client lost.
+                    | redis::ErrorKind::ClusterDown
+                    | redis::ErrorKind::MasterDown
+                    | redis::ErrorKind::ClusterConnectionNotFound
             )
         {
             StoreError::Unavailable(err.to_string())
