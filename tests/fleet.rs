@@ -1,8 +1,9 @@
 //! The fleet test: `drover worker` processes on separate network hosts (Linux network
-//! namespaces on a bridge), sharing one PostgreSQL through a proxy per host, running `demo`
-//! jobs whose effects land on a counting server. Each scenario injects one kind of fault —
-//! a partition (link down) past the lease, a SIGSTOP past the lease, a PostgreSQL restart,
-//! repeated SIGKILLs — and reports jobs lost, jobs completed twice, effects repeated (only the
+//! namespaces on a bridge), sharing one store — PostgreSQL, then the same scenarios on
+//! Redis — through a proxy per host, running `demo` jobs whose effects land on a counting
+//! server. Each scenario injects one kind of fault — a partition (link down) past the lease,
+//! a SIGSTOP past the lease, a store restart (PostgreSQL fast stop; Redis with AOF, a clean
+//! shutdown), repeated SIGKILLs — and reports jobs lost, jobs completed twice, effects repeated (only the
 //! one in flight when a fault hit may be) and recovery time (fault → another worker holds
 //! the job; target lease TTL + 1 s). It needs root; without it, it fails saying so.
 //!
@@ -23,8 +24,92 @@ mod proxy;
 use std::time::{Duration, Instant};
 
 use common::pg_server::PgServer;
+use common::redis_server::RedisServer;
 use common::*;
+use drover_queue::testing::Backend;
 use harness::{Fleet, LEASE_TTL};
+
+/// The store a scenario runs on.
+#[derive(Clone, Copy)]
+enum Kind {
+    Postgres,
+    Redis,
+}
+
+impl Kind {
+    /// A private schema (PostgreSQL) or key prefix (Redis) on the shared server.
+    fn shared(self) -> Backend {
+        match self {
+            Kind::Postgres => Backend::postgres(),
+            Kind::Redis => Backend::redis(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres",
+            Kind::Redis => "redis",
+        }
+    }
+}
+
+/// A store server of the test's own, to stop and start.
+enum Private {
+    Postgres(PgServer),
+    Redis(RedisServer),
+}
+
+impl Private {
+    async fn start(kind: Kind) -> Private {
+        match kind {
+            Kind::Postgres => Private::Postgres(PgServer::start()),
+            Kind::Redis => {
+                let server = Private::Redis(RedisServer::start());
+                server.await_accepting().await;
+                server
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Private::Postgres(server) => pg_schema_url(&server.url()),
+            Private::Redis(server) => server.url("fleet"),
+        }
+    }
+
+    async fn await_accepting(&self) {
+        let url = self.url();
+        eventually(
+            Duration::from_secs(30),
+            "the store server to accept connections",
+            || async {
+                drover_queue::connect(&url, Default::default())
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    /// PostgreSQL: a fast stop. Redis: a clean shutdown, which flushes the AOF.
+    async fn stop(&mut self) {
+        match self {
+            Private::Postgres(server) => server.stop("fast"),
+            Private::Redis(server) => server.shutdown().await,
+        }
+    }
+
+    /// Starts the server again, on the same port and data, and waits until it accepts.
+    async fn restart(&mut self) {
+        match self {
+            Private::Postgres(server) => server.pg_ctl_start(),
+            Private::Redis(server) => server.launch(),
+        }
+        self.await_accepting().await;
+    }
+}
 
 /// Partition or SIGSTOP: the victim lives on, cut off or frozen, past its lease.
 #[derive(Clone, Copy, PartialEq)]
@@ -33,13 +118,14 @@ enum Zombie {
     Stop,
 }
 
-async fn zombie_is_fenced(nemesis: Zombie) {
+async fn zombie_is_fenced(kind: Kind, nemesis: Zombie) {
     let (scenario, what) = match nemesis {
         Zombie::Partition => ("partition", "link down on h1"),
         Zombie::Stop => ("sigstop", "SIGSTOP to h1's worker"),
     };
-    let url = pg_schema_url(&pg_url());
-    let mut fleet = Fleet::new(3, url.clone()).await;
+    let scenario = format!("{}/{scenario}", kind.name());
+    let backend = kind.shared();
+    let mut fleet = Fleet::new(3, backend.url()).await;
     // 8 jobs on 12 slots: the survivors have room for h1's jobs. h1 starts first, so it
     // holds some.
     fleet.enqueue(8, 20, 100).await;
@@ -95,8 +181,10 @@ async fn zombie_is_fenced(nemesis: Zombie) {
     )
     .await;
 
-    // It rejoins: more work, some of which it does.
-    let more = fleet.enqueue(6, 20, 100).await;
+    // It rejoins: more work than the other two hosts have slots for (the first 8 jobs are
+    // done by now), so h1 must claim some. With 6, h2 and h3 could take them all at once
+    // (seen on Redis, where their wake-ups come by pub/sub) and h1 none.
+    let more = fleet.enqueue(12, 20, 100).await;
     fleet.drain(Duration::from_secs(90)).await;
     let mut rejoined = 0;
     for id in &more {
@@ -105,7 +193,7 @@ async fn zombie_is_fenced(nemesis: Zombie) {
             e.kind == "status" && e.data["status"] == "completed" && e.data["worker"] == "h1"
         }) as usize;
     }
-    let mut report = fleet.report(scenario).await;
+    let mut report = fleet.report(&scenario).await;
     report.notes.push(format!(
         "fault lasted {:.1} s; h1 learnt it lost its leases: {how}; h1 finished {rejoined} of {} \
          jobs enqueued after",
@@ -116,24 +204,12 @@ async fn zombie_is_fenced(nemesis: Zombie) {
     assert!(rejoined >= 1, "h1 took work again after the fault ended");
     assert!(fleet.worker("h1").running(), "h1's worker is alive");
     drop(fleet);
-    drop_schema(&url).await;
+    backend.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitioned_host_is_fenced_and_its_jobs_finish_elsewhere() {
-    zombie_is_fenced(Zombie::Partition).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigstopped_host_is_fenced_and_its_jobs_finish_elsewhere() {
-    zombie_is_fenced(Zombie::Stop).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleet_rides_out_a_postgres_restart() {
-    let server = PgServer::start();
-    let url = pg_schema_url(&server.url());
-    let mut fleet = Fleet::new(3, url).await;
+async fn fleet_rides_out_a_store_restart(kind: Kind) {
+    let mut server = Private::start(kind).await;
+    let mut fleet = Fleet::new(3, server.url()).await;
     fleet.enqueue(24, 20, 100).await;
     fleet.start_all();
     eventually(
@@ -150,21 +226,21 @@ async fn fleet_rides_out_a_postgres_restart() {
     )
     .await;
 
-    server.stop("fast");
+    server.stop().await;
     let down = Instant::now();
     // Every job is hit: any effect in flight now may be performed again.
     fleet
-        .record_fault("postgres stopped", None, false, down)
+        .record_fault(&format!("{} stopped", kind.name()), None, false, down)
         .await;
     // The outage: workers see connections refused.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for host in fleet.hosts() {
         assert!(fleet.worker(&host).running(), "{host} survived the outage");
     }
-    server.pg_ctl_start();
+    server.restart().await;
     let up = Instant::now();
 
-    // Recovery: from PostgreSQL accepting again to each host delivering a new effect.
+    // Recovery: from the store accepting again to each host delivering a new effect.
     let recovery = eventually(
         Duration::from_secs(30),
         "every host to deliver effects again",
@@ -184,7 +260,7 @@ async fn fleet_rides_out_a_postgres_restart() {
     for host in fleet.hosts() {
         assert!(fleet.worker(&host).running(), "{host} still running");
     }
-    let mut report = fleet.report("postgres-restart").await;
+    let mut report = fleet.report(&format!("{}/restart", kind.name())).await;
     report.notes.push(format!(
         "outage {:.2} s (stop to accepting again); recovery here is from accepting again to \
          each host's next effect",
@@ -196,10 +272,9 @@ async fn fleet_rides_out_a_postgres_restart() {
     drop(server);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeatedly_killed_worker_loses_and_repeats_nothing() {
-    let url = pg_schema_url(&pg_url());
-    let mut fleet = Fleet::new(3, url.clone()).await;
+async fn repeatedly_killed_worker_loses_and_repeats_nothing(kind: Kind) {
+    let backend = kind.shared();
+    let mut fleet = Fleet::new(3, backend.url()).await;
     // 9 jobs queued or running at all times, on 12 slots.
     let feeder = fleet.feed(9, 16, 100);
     fleet.start_all();
@@ -222,7 +297,9 @@ async fn repeatedly_killed_worker_loses_and_repeats_nothing() {
     }
     fleet.stop_feeding(feeder).await;
     fleet.drain(Duration::from_secs(120)).await;
-    let mut report = fleet.report("repeated-kills").await;
+    let mut report = fleet
+        .report(&format!("{}/repeated-kills", kind.name()))
+        .await;
     let held: usize = fleet.faults.iter().map(|f| f.held.len()).sum();
     report.notes.push(format!(
         "{kills} SIGKILLs of h3 in {:.0} s, {held} held jobs taken over",
@@ -231,5 +308,37 @@ async fn repeatedly_killed_worker_loses_and_repeats_nothing() {
     report.assert_clean();
     assert!(kills >= 6, "only {kills} kills: the fleet ran out of work");
     drop(fleet);
-    drop_schema(&url).await;
+    backend.cleanup().await;
 }
+
+/// The scenarios, once per store: `postgres::…` and `redis::…`.
+macro_rules! scenarios {
+    ($store:ident, $kind:expr) => {
+        mod $store {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn partitioned_host_is_fenced_and_its_jobs_finish_elsewhere() {
+                zombie_is_fenced($kind, Zombie::Partition).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sigstopped_host_is_fenced_and_its_jobs_finish_elsewhere() {
+                zombie_is_fenced($kind, Zombie::Stop).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fleet_rides_out_a_store_restart() {
+                super::fleet_rides_out_a_store_restart($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn repeatedly_killed_worker_loses_and_repeats_nothing() {
+                super::repeatedly_killed_worker_loses_and_repeats_nothing($kind).await;
+            }
+        }
+    };
+}
+
+scenarios!(postgres, Kind::Postgres);
+scenarios!(redis, Kind::Redis);

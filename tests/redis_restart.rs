@@ -5,77 +5,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::redis_server::RedisServer;
 use common::*;
 use drover_queue::{JobId, NewJob, Store};
 use serde_json::json;
-
-struct RedisServer {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut server = RedisServer {
-            dir: tempfile::tempdir().expect("temp dir"),
-            port,
-            child: None,
-        };
-        server.launch();
-        server
-    }
-
-    fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian's redis-server package)");
-        self.child = Some(child);
-    }
-
-    /// A clean shutdown: Redis flushes its AOF and exits.
-    async fn shutdown(&mut self) {
-        let _ = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "shutdown"])
-            .output();
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/?prefix=restart", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 async fn unfinished(store: &dyn Store) -> Option<u64> {
     let queues = store.queues().await.ok()?;
@@ -85,7 +20,7 @@ async fn unfinished(store: &dyn Store) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_ride_out_a_redis_restart() {
     let mut server = RedisServer::start();
-    let url = server.url();
+    let url = server.url("restart");
     let store = eventually(
         Duration::from_secs(30),
         "redis-server to accept connections",

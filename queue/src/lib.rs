@@ -34,17 +34,18 @@ pub use store::*;
 use std::sync::Arc;
 
 /// Open the store a URL names: `sqlite://path`, `postgres://…` (optionally `?schema=name`),
-/// `redis://…` (optionally `?prefix=name`).
+/// `redis://…` (optionally `?prefix=name`), `redis+cluster://host:port[,host:port…]` (a Redis
+/// Cluster; also `?prefix=name`).
 pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, options).await?))
-    } else if url.starts_with("redis://") {
+    } else if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
         Ok(Arc::new(RedisStore::connect(url, options).await?))
     } else {
         Err(StoreError::Backend(format!(
-            "unsupported store URL `{url}`: expected sqlite://path, postgres://… or redis://…"
+            "unsupported store URL `{url}`: expected sqlite://path, postgres://…, redis://… or redis+cluster://…"
         )))
     }
 }

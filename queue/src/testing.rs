@@ -21,9 +21,21 @@ pub fn pg_url() -> String {
 /// One test's private backend. Every `open` returns a new store (its own pool) on the
 /// same data, so tests can model several processes.
 pub enum Backend {
-    Sqlite { dir: tempfile::TempDir },
-    Postgres { schema: String },
-    Redis { prefix: String },
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+    Postgres {
+        schema: String,
+    },
+    Redis {
+        prefix: String,
+    },
+    /// A key prefix on a Redis Cluster the test runs (`nodes`: `host:port,…`); the test
+    /// tears the cluster down, so nothing is cleaned up key by key.
+    RedisCluster {
+        nodes: String,
+        prefix: String,
+    },
 }
 
 /// The Redis server tests use (`DROVER_TEST_REDIS` overrides).
@@ -50,9 +62,20 @@ impl Backend {
         }
     }
 
+    /// A fresh prefix on the Redis Cluster at `nodes` (`host:port,…`).
+    pub fn redis_cluster(nodes: &str) -> Backend {
+        Backend::RedisCluster {
+            nodes: nodes.to_string(),
+            prefix: format!("t_{}", uuid::Uuid::now_v7().simple()),
+        }
+    }
+
     pub fn url(&self) -> String {
         match self {
             Backend::Redis { prefix } => format!("{}/?prefix={prefix}", redis_url()),
+            Backend::RedisCluster { nodes, prefix } => {
+                format!("redis+cluster://{nodes}/?prefix={prefix}")
+            }
             Backend::Sqlite { dir } => {
                 format!("sqlite://{}", dir.path().join("drover.db").display())
             }
@@ -72,7 +95,7 @@ impl Backend {
                     .await
                     .expect("open postgres"),
             ),
-            Backend::Redis { .. } => Arc::new(
+            Backend::Redis { .. } | Backend::RedisCluster { .. } => Arc::new(
                 RedisStore::connect(&self.url(), options)
                     .await
                     .expect("open redis"),
@@ -91,7 +114,7 @@ impl Backend {
         match &self {
             Backend::Postgres { schema } => drop_schema(&pg_url(), schema).await,
             Backend::Redis { prefix } => drop_prefix(prefix).await,
-            Backend::Sqlite { .. } => {}
+            Backend::Sqlite { .. } | Backend::RedisCluster { .. } => {}
         }
     }
 
@@ -101,6 +124,7 @@ impl Backend {
             Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres { .. } => "postgres",
             Backend::Redis { .. } => "redis",
+            Backend::RedisCluster { .. } => "redis-cluster",
         }
     }
 
@@ -111,6 +135,9 @@ impl Backend {
             Backend::Sqlite { dir } => sqlite_footprint(&dir.path().join("drover.db")).await,
             Backend::Postgres { schema } => pg_footprint(schema).await,
             Backend::Redis { prefix } => redis_footprint(prefix).await,
+            Backend::RedisCluster { .. } => {
+                panic!("footprint reads one Redis server, not a cluster")
+            }
         }
     }
 
@@ -123,6 +150,9 @@ impl Backend {
             Backend::Sqlite { dir } => sqlite_leftovers(&dir.path().join("drover.db"), id).await,
             Backend::Postgres { schema } => pg_leftovers(schema, id).await,
             Backend::Redis { prefix } => redis_leftovers(prefix, id).await,
+            Backend::RedisCluster { .. } => {
+                panic!("leftovers reads one Redis server, not a cluster")
+            }
         }
     }
 }

@@ -42,7 +42,13 @@ const VERBATIM_ENV_KEYS: &[&str] = &["queue.url", "api.bind", "api.token"];
 const LIST_ENV_KEYS: &[&str] = &["workers.queues", "api.allowed_hosts"];
 
 /// Store URL schemes drover has a backend for.
-const STORE_SCHEMES: &[&str] = &["sqlite:", "postgres://", "postgresql://", "redis://"];
+const STORE_SCHEMES: &[&str] = &[
+    "sqlite:",
+    "postgres://",
+    "postgresql://",
+    "redis://",
+    "redis+cluster://",
+];
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +179,8 @@ impl Default for Workers {
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSection {
-    /// Store URL: `sqlite:…`, `postgres://…`, `postgresql://…` or `redis://…`.
+    /// Store URL: `sqlite:…`, `postgres://…`, `postgresql://…`, `redis://…` or
+    /// `redis+cluster://…`.
     /// Default `sqlite://drover-data/drover.db`.
     pub url: String,
     /// Default `max_attempts` of a job whose kind sets none. Default 3.

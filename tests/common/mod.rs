@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod pg_server;
+pub mod redis_server;
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;

@@ -34,6 +34,12 @@
 //! | `:workers` | hash id → JSON | the worker registry | *`heartbeat_worker`*, *`remove_worker`* |
 //! | `:leader:<name>` | string, with a TTL | who holds a leadership | lead, *`resign`* |
 //!
+//! On a Redis Cluster (`redis+cluster://`) the queue's base is `<prefix>:{<prefix>}:q:<queue>`
+//! instead: every key of the store hashes to the one slot of `{<prefix>}`, so the pipelines
+//! that read jobs of several queues, and every script, stay on one master. A store's load
+//! then sits on one master; several stores (prefixes) spread over the cluster. A single
+//! server keeps the per-queue tag (its data never moves to a cluster as is).
+//!
 //! Pub/sub channels are `<prefix>:<name>` (no hash tag: PUBLISH reaches the whole cluster):
 //! `jobs` (a queue name: jobs are due there), `events` (`<id>:<seq>[,<id>:<seq>…]`, at most
 //! 100 a message) and `control` (a job id: a pause or cancel was requested).
@@ -41,9 +47,14 @@
 use super::RedisStore;
 
 impl RedisStore {
-    /// The base of every key of `queue`: `<prefix>:{<prefix>:q:<queue>}`.
+    /// The base of every key of `queue`: `<prefix>:{<prefix>:q:<queue>}`, on a cluster
+    /// `<prefix>:{<prefix>}:q:<queue>`.
     pub(super) fn base(&self, queue: &str) -> String {
-        format!("{}:{{{}:q:{queue}}}", self.prefix, self.prefix)
+        if self.cluster {
+            format!("{}:{{{}}}:q:{queue}", self.prefix, self.prefix)
+        } else {
+            format!("{}:{{{}:q:{queue}}}", self.prefix, self.prefix)
+        }
     }
 
     /// A global key: `<prefix>:{<prefix>}:<name>`.

@@ -5,20 +5,23 @@ use async_trait::async_trait;
 
 use crate::notifier::listen::{Channels, Transport};
 
-/// The SUBSCRIBE transport of the shared listen loop ([`crate::notifier::listen`]).
-pub(super) struct RedisTransport(pub(super) redis::Client);
+/// The SUBSCRIBE transport of the shared listen loop ([`crate::notifier::listen`]): on the
+/// server, or on the first cluster node that answers (a PUBLISH reaches every node).
+pub(super) struct RedisTransport(pub(super) Vec<redis::Client>);
 
 #[async_trait]
 impl Transport for RedisTransport {
     type Subscription = redis::aio::PubSubStream;
 
     async fn subscribe(&self, channels: &Channels) -> Result<Self::Subscription, String> {
-        let mut pubsub = self.0.get_async_pubsub().await.map_err(|e| e.to_string())?;
-        pubsub
-            .subscribe(&channels.all())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(pubsub.into_on_message())
+        let mut last = "no Redis node to subscribe on".to_string();
+        for client in &self.0 {
+            match subscribe(client, channels).await {
+                Ok(subscription) => return Ok(subscription),
+                Err(err) => last = err.to_string(),
+            }
+        }
+        Err(last)
     }
 
     async fn next(messages: &mut Self::Subscription) -> Result<Option<(String, String)>, String> {
@@ -28,4 +31,13 @@ impl Transport for RedisTransport {
             (message.get_channel_name().to_string(), payload)
         }))
     }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channels: &Channels,
+) -> redis::RedisResult<redis::aio::PubSubStream> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(&channels.all()).await?;
+    Ok(pubsub.into_on_message())
 }

@@ -1,8 +1,9 @@
-//! The throughput store: Redis. Every state change is one Lua script, all time comes from
-//! the server's `TIME`, and every key of a queue (its jobs, indexes, event streams,
-//! checkpoints, effects) carries the hash tag `{<prefix>:q:<queue>}`, so each script touches
-//! one Redis Cluster slot. A few global keys live under `{<prefix>}`: the set of queues,
-//! the job → queue index, workers and leaderships.
+//! The throughput store: Redis, one server or a Redis Cluster (`redis+cluster://`). Every
+//! state change is one Lua script, all time comes from the server's `TIME`, and every key of
+//! a queue (its jobs, indexes, event streams, checkpoints, effects) carries the hash tag
+//! `{<prefix>:q:<queue>}` (on a cluster `{<prefix>}`, one slot for the whole store: see
+//! `keys.rs`), so each script touches one slot. A few global keys live under `{<prefix>}`:
+//! the set of queues, the job → queue index, workers and leaderships.
 //!
 //! Transitions that need the status machine (fail, release, operator actions, reaping) are
 //! made once, in [`crate::transitions`]; this store's [`Transact::save`] writes them with a
@@ -17,6 +18,7 @@
 //!
 //! | file | what |
 //! |---|---|
+//! | `conn.rs` | the connection: one server, or a Redis Cluster |
 //! | `keys.rs` | key and channel names, and a table of every key the store writes |
 //! | `codec.rs` | how jobs, events and the run log are laid out in Redis values (pure) |
 //! | `queue_index.rs` | which queue holds a job, and its bounded cache |
@@ -30,6 +32,7 @@
 //! | `lua/` | the scripts; each but `lead.lua` runs after `prelude.lua` |
 
 mod codec;
+mod conn;
 mod enqueue;
 mod gates;
 mod jobs;
@@ -51,6 +54,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
+
+use conn::Conn;
 use serde_json::Value;
 
 use crate::job::{Job, JobId, NewJob};
@@ -102,7 +107,12 @@ impl From<redis::RedisError> for StoreError {
             || err.is_timeout()
             || matches!(
                 err.kind(),
-                redis::ErrorKind::BusyLoadingError | redis::ErrorKind::TryAgain
+                redis::ErrorKind::BusyLoadingError
+                    | redis::ErrorKind::TryAgain
+                    // A cluster failing over, or a node the cluster client lost.
+                    | redis::ErrorKind::ClusterDown
+                    | redis::ErrorKind::MasterDown
+                    | redis::ErrorKind::ClusterConnectionNotFound
             )
         {
             StoreError::Unavailable(err.to_string())
@@ -115,8 +125,12 @@ impl From<redis::RedisError> for StoreError {
 /// The Redis store. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
-    client: redis::Client,
+    conn: Conn,
+    /// Where SUBSCRIBE goes: the server, or each cluster node in turn (a PUBLISH reaches
+    /// every node of a cluster).
+    subscribe_to: Vec<redis::Client>,
+    /// On a cluster every key of the store is in the slot of `{<prefix>}` (see `keys.rs`).
+    cluster: bool,
     prefix: String,
     notifier: Arc<LocalNotifier>,
     listener: Arc<ListenerTask>,
@@ -126,7 +140,10 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connect to `redis://host:port[/db][?prefix=name]` (prefix default `drover`).
+    /// Connect to `redis://host:port[/db][?prefix=name]` (prefix default `drover`), or to a
+    /// Redis Cluster with `redis+cluster://host:port[,host:port…][?prefix=name]` (any of its
+    /// nodes; the rest are discovered; a password as `redis+cluster://:pw@host:port,…`
+    /// applies to every node).
     pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Self> {
         let (base, params) = url.split_once('?').unwrap_or((url, ""));
         let mut prefix = "drover".to_string();
@@ -150,6 +167,9 @@ impl RedisStore {
                 "prefix `{prefix}` must be 1 to 64 of [A-Za-z0-9._-]"
             )));
         }
+        if let Some(nodes) = base.strip_prefix("redis+cluster://") {
+            return Self::connect_cluster(nodes, prefix, options).await;
+        }
         let client = redis::Client::open(base)
             .map_err(|e| StoreError::Backend(format!("bad Redis URL: {e}")))?;
         // The manager's backoff (backon) starts at 1 s and multiplies by `factor` per try:
@@ -162,8 +182,56 @@ impl RedisStore {
             .set_number_of_retries(3);
         let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
         Ok(RedisStore {
-            conn,
-            client,
+            conn: Conn::Single(conn),
+            subscribe_to: vec![client],
+            cluster: false,
+            prefix,
+            notifier: Arc::new(LocalNotifier::default()),
+            listener: Arc::new(ListenerTask::default()),
+            options,
+            queue_cache: Arc::new(QueueCache::default()),
+        })
+    }
+
+    /// `nodes`: `[userinfo@]host:port[,host:port…][/]`, the authority of a `redis+cluster://`
+    /// URL.
+    async fn connect_cluster(
+        nodes: &str,
+        prefix: String,
+        options: StoreOptions,
+    ) -> StoreResult<Self> {
+        let nodes = nodes.trim_end_matches('/');
+        let (userinfo, hosts) = match nodes.rsplit_once('@') {
+            Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+            None => (String::new(), nodes),
+        };
+        let urls: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|host| format!("redis://{userinfo}{host}"))
+            .collect();
+        if urls.is_empty() {
+            return Err(StoreError::Backend(
+                "a redis+cluster:// URL names no node (redis+cluster://host:port[,host:port…])"
+                    .to_string(),
+            ));
+        }
+        let bad = |e: redis::RedisError| StoreError::Backend(format!("bad Redis URL: {e}"));
+        let subscribe_to = urls
+            .iter()
+            .map(|url| redis::Client::open(url.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let client = redis::cluster::ClusterClient::builder(urls)
+            .connection_timeout(Duration::from_secs(5))
+            .response_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(bad)?;
+        let conn = client.get_async_connection().await?;
+        Ok(RedisStore {
+            conn: Conn::Cluster(conn),
+            subscribe_to,
+            cluster: true,
             prefix,
             notifier: Arc::new(LocalNotifier::default()),
             listener: Arc::new(ListenerTask::default()),
@@ -177,7 +245,7 @@ impl RedisStore {
         &self.prefix
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -326,7 +394,7 @@ impl Store for RedisStore {
 
     fn notifier(&self) -> Arc<dyn Notifier> {
         self.listener.start(
-            || RedisTransport(self.client.clone()),
+            || RedisTransport(self.subscribe_to.clone()),
             || Channels::named(|name| self.channel(name)),
             &self.notifier,
         );
