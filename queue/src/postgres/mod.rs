@@ -22,6 +22,7 @@
 //! | `runlog.rs` | checkpoints, events, effects, artifacts |
 //! | `maintenance.rs` | retention, the next due job, queue pause and stats |
 //! | `peers.rs` | the worker registry and leadership |
+//! | `schedules.rs` | schedules as rows, written by compare-and-set |
 
 mod enqueue;
 mod leases;
@@ -29,6 +30,7 @@ mod listener;
 mod maintenance;
 mod peers;
 mod runlog;
+mod schedules;
 mod transact;
 
 use std::str::FromStr;

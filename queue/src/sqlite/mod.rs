@@ -21,12 +21,14 @@
 //! | `runlog.rs` | checkpoints, events, effects, artifacts |
 //! | `maintenance.rs` | retention, the next due job, queue pause and stats |
 //! | `peers.rs` | the worker registry and leadership |
+//! | `schedules.rs` | schedules as rows, written by compare-and-set |
 
 mod enqueue;
 mod leases;
 mod maintenance;
 mod peers;
 mod runlog;
+mod schedules;
 mod transact;
 
 use std::path::{Path, PathBuf};

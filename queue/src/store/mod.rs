@@ -16,6 +16,7 @@ mod jobs;
 mod maintenance;
 mod peers;
 mod runlog;
+mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use jobs::*;
 pub use maintenance::*;
 pub use peers::*;
 pub use runlog::*;
+pub use schedules::*;
 
 /// What can go wrong talking to a store.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -176,7 +178,7 @@ pub(crate) fn refuse_unstorable_effect(key: &str, result: &serde_json::Value) ->
 /// - claims take only due, queued jobs of unpaused queues, by priority, then `run_at`, then id;
 /// - every status change follows [`crate::status`] and appends a `status` event.
 #[async_trait]
-pub trait Store: JobStore + RunLog + Maintenance + Peers + 'static {
+pub trait Store: JobStore + RunLog + Maintenance + Peers + ScheduleStore + 'static {
     /// `sqlite`, `postgres` or `redis`.
     fn backend(&self) -> &'static str;
 
