@@ -233,3 +233,172 @@ pub fn local_to_utc(zone: &str, local: &str) -> Option<DateTime<Utc>> {
         .earliest()
         .map(|t| t.with_timezone(&Utc))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{JobTemplate, Spread};
+
+    fn spec(cron: Option<&str>, every: Option<&str>, zone: &str) -> ScheduleSpec {
+        ScheduleSpec {
+            id: "t".into(),
+            cron: cron.map(Into::into),
+            every: every.map(Into::into),
+            timezone: zone.into(),
+            job: JobTemplate {
+                kind: "noop".into(),
+                goal: String::new(),
+                config: serde_json::json!({}),
+                priority: Default::default(),
+                queue: None,
+                max_attempts: None,
+            },
+            overlap: Default::default(),
+            catchup_window: "1h".into(),
+            catchup: Catchup::Latest,
+            spread: None,
+            paused: false,
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    fn ticks(timing: &Timing, after: &str, n: usize) -> Vec<String> {
+        let mut at = utc(after);
+        (0..n)
+            .map(|_| {
+                at = timing.next_tick(at).expect("tick");
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+            .collect()
+    }
+
+    /// (zone, cron, search after, the next ticks in UTC). Gap: a fixed local time inside it
+    /// runs once, at the end of the gap; repeated hour: once, at its first reading.
+    const DST_TABLE: &[(&str, &str, &str, &[&str])] = &[
+        // No DST: 20:00 IST is always 14:30 UTC.
+        ("Asia/Kolkata", "0 20 * * *", "2026-03-07T00:00:00Z",
+            &["2026-03-07T14:30:00Z", "2026-03-08T14:30:00Z", "2026-03-09T14:30:00Z"]),
+        // New York springs forward 2026-03-08 02:00 → 03:00: 02:30 runs at 03:00 EDT.
+        ("America/New_York", "30 2 * * *", "2026-03-07T00:00:00Z",
+            &["2026-03-07T07:30:00Z", "2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"]),
+        // … and falls back 2026-11-01 02:00 → 01:00: 01:30 runs once, at 01:30 EDT.
+        ("America/New_York", "30 1 * * *", "2026-10-31T00:00:00Z",
+            &["2026-10-31T05:30:00Z", "2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]),
+        // Berlin springs forward 2026-03-29 02:00 → 03:00.
+        ("Europe/Berlin", "30 2 * * *", "2026-03-28T00:00:00Z",
+            &["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"]),
+        // … and falls back 2026-10-25 03:00 → 02:00: 02:30 runs once, at 02:30 CEST.
+        ("Europe/Berlin", "30 2 * * *", "2026-10-24T00:00:00Z",
+            &["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]),
+        // Lord Howe moves 30 minutes: 02:00 → 02:30 on 2026-10-04 (+10:30 → +11:00) …
+        ("Australia/Lord_Howe", "15 2 * * *", "2026-10-02T00:00:00Z",
+            &["2026-10-02T15:45:00Z", "2026-10-03T15:30:00Z", "2026-10-04T15:15:00Z"]),
+        // … and 02:00 → 01:30 on 2026-04-05: 01:45 runs once, at its +11:00 reading.
+        ("Australia/Lord_Howe", "45 1 * * *", "2026-04-03T00:00:00Z",
+            &["2026-04-03T14:45:00Z", "2026-04-04T14:45:00Z", "2026-04-05T15:15:00Z"]),
+        // Six fields: seconds first.
+        ("UTC", "30 0 12 * * *", "2026-01-01T00:00:00Z",
+            &["2026-01-01T12:00:30Z", "2026-01-02T12:00:30Z", "2026-01-03T12:00:30Z"]),
+        // L: the last day of the month.
+        ("UTC", "0 9 L * *", "2026-01-01T00:00:00Z",
+            &["2026-01-31T09:00:00Z", "2026-02-28T09:00:00Z", "2026-03-31T09:00:00Z"]),
+        // #: the second Monday.
+        ("UTC", "0 9 * * 1#2", "2026-01-01T00:00:00Z",
+            &["2026-01-12T09:00:00Z", "2026-02-09T09:00:00Z", "2026-03-09T09:00:00Z"]),
+    ];
+
+    #[test]
+    fn dst_table() {
+        for (zone, cron, after, want) in DST_TABLE {
+            let timing = Timing::of(&spec(Some(cron), None, zone)).expect("timing");
+            assert_eq!(ticks(&timing, after, want.len()), *want, "{zone} `{cron}` after {after}");
+        }
+    }
+
+    #[test]
+    fn every_ticks_at_epoch_multiples() {
+        let timing = Timing::of(&spec(None, Some("15m"), "Europe/Berlin")).expect("timing");
+        assert_eq!(
+            ticks(&timing, "2026-03-29T00:50:00Z", 3),
+            ["2026-03-29T01:00:00Z", "2026-03-29T01:15:00Z", "2026-03-29T01:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn spread_matches_an_independent_sha256() {
+        // Expected offsets computed outside Rust (Python's hashlib:
+        // int.from_bytes(sha256((key + date).encode()).digest()[:8], "big") % window).
+        for (key, date, window, want) in [
+            ("user-42", "2026-03-08", 600, 78),
+            ("alice@example.com", "2026-12-31", 600, 321),
+            ("k", "2026-01-01", 7, 3),
+        ] {
+            assert_eq!(spread_minutes(key, date, window), want, "{key} {date}");
+        }
+        // The nightly slot: 20:00 Asia/Kolkata + the offset of the IST date.
+        let mut s = spec(Some("0 20 * * *"), None, "Asia/Kolkata");
+        s.spread = Some(Spread { window: "600m".into(), key: "user-42".into() });
+        let timing = Timing::of(&s).expect("timing");
+        let tick = utc("2026-03-08T14:30:00Z");
+        assert_eq!(timing.start_of(tick), tick + chrono::Duration::minutes(78));
+        assert_eq!(timing.next_runs(utc("2026-03-08T00:00:00Z"), 1), [tick + chrono::Duration::minutes(78)]);
+    }
+
+    #[test]
+    fn catch_up_runs_the_latest_or_all_inside_the_window() {
+        let t0 = utc("2026-01-01T00:00:00Z");
+        let now = utc("2026-01-01T03:00:00Z");
+        let latest = Timing::of(&spec(None, Some("1m"), "UTC")).expect("timing");
+        let due = latest.due(t0, now);
+        assert_eq!(due.fire, [now]);
+        assert_eq!(due.missed, 179);
+        assert_eq!(due.cursor, Some(now));
+
+        let mut all = spec(None, Some("1m"), "UTC");
+        all.catchup = Catchup::All;
+        let due = Timing::of(&all).expect("timing").due(t0, now);
+        // 02:00 … 03:00 are inside the hour's window: 61 ticks, the 119 before are missed.
+        assert_eq!(due.fire.len(), 61);
+        assert_eq!(due.fire.first(), Some(&utc("2026-01-01T02:00:00Z")));
+        assert_eq!(due.missed, 119);
+
+        // `all` is capped at the newest 100.
+        all.catchup_window = "3h".into();
+        let due = Timing::of(&all).expect("timing").due(t0, now);
+        assert_eq!((due.fire.len(), due.missed), (100, 80));
+
+        // The same for cron, counted by walking.
+        let cron = Timing::of(&spec(Some("* * * * *"), None, "UTC")).expect("timing");
+        let due = cron.due(t0, now);
+        assert_eq!((due.fire.clone(), due.missed), (vec![now], 179));
+
+        // Nothing due before the next tick.
+        assert!(latest.due(now, now + chrono::Duration::seconds(59)).fire.is_empty());
+    }
+
+    #[test]
+    fn bad_declarations_name_the_field() {
+        for (s, field) in [
+            (spec(Some("61 * * * *"), None, "UTC"), "cron"),
+            (spec(Some("* * *"), None, "UTC"), "cron"),
+            (spec(None, None, "UTC"), "cron"),
+            (spec(None, Some("soon"), "UTC"), "every"),
+            (spec(None, Some("1500ms"), "UTC"), "every"),
+            (spec(Some("* * * * *"), None, "Mars/Olympus"), "timezone"),
+        ] {
+            assert_eq!(s.validate().expect_err("invalid").field, field);
+        }
+        let mut s = spec(Some("* * * * *"), None, "UTC");
+        s.job.kind = String::new();
+        assert_eq!(s.validate().expect_err("invalid").field, "job.kind");
+        s = spec(Some("* * * * *"), None, "UTC");
+        s.id = "a b".into();
+        assert_eq!(s.validate().expect_err("invalid").field, "id");
+        s = spec(Some("* * * * *"), None, "UTC");
+        s.spread = Some(Spread { window: "30s".into(), key: "k".into() });
+        assert_eq!(s.validate().expect_err("invalid").field, "spread.window");
+    }
+}
