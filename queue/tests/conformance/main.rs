@@ -66,4 +66,9 @@ conformance!(
     artifacts_are_stored_listed_and_fenced,
     nul_characters_are_refused_alike,
     finished_jobs_are_pruned_after_their_retention,
+    schedules_are_created_replaced_and_deleted,
+    each_tick_enqueues_one_job_across_racing_evaluators,
+    missed_ticks_catch_up_inside_the_window_only,
+    overlap_policies_hold_back_skip_or_cancel,
+    a_changed_template_does_not_conflict_with_a_fired_tick,
 );

@@ -5,12 +5,14 @@ mod enqueue;
 mod leases;
 mod maintenance;
 mod runlog;
+mod schedules;
 mod transitions;
 
 pub use enqueue::*;
 pub use leases::*;
 pub use maintenance::*;
 pub use runlog::*;
+pub use schedules::*;
 pub use transitions::*;
 
 use std::sync::Arc;
