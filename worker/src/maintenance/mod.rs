@@ -4,10 +4,12 @@
 //! the fleet does the work at a time, do a round while leading, resign on shutdown.
 //!
 //! - [`reaper`]: takes back jobs whose worker stopped renewing their lease;
-//! - [`pruner`]: deletes finished jobs past their retention.
+//! - [`pruner`]: deletes finished jobs past their retention;
+//! - [`schedules`]: fires the ticks of due schedules.
 
 pub mod pruner;
 pub mod reaper;
+pub mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;
