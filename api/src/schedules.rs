@@ -22,7 +22,9 @@ impl From<ScheduleError> for ApiError {
     fn from(err: ScheduleError) -> Self {
         match err {
             ScheduleError::NotFound(_) => ApiError::not_found(err.to_string()),
-            ScheduleError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
+            ScheduleError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+            }
             ScheduleError::Invalid(invalid) => ApiError::invalid(&invalid.field, invalid.message),
             ScheduleError::Store(store) => store.into(),
         }
@@ -34,19 +36,32 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// A declaration from a request body; `path_id` fills or must match `id`.
-fn parse_spec(state: &AppState, mut value: Value, path_id: Option<&str>) -> Result<ScheduleSpec, ApiError> {
+fn parse_spec(
+    state: &AppState,
+    mut value: Value,
+    path_id: Option<&str>,
+) -> Result<ScheduleSpec, ApiError> {
     if let (Some(id), Value::Object(map)) = (path_id, &mut value) {
         match map.get("id") {
             None => {
                 map.insert("id".into(), Value::String(id.into()));
             }
             Some(Value::String(given)) if given == id => {}
-            Some(_) => return Err(ApiError::invalid("id", format!("must be `{id}`, the id in the path"))),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "id",
+                    format!("must be `{id}`, the id in the path"),
+                ))
+            }
         }
     }
     let spec: ScheduleSpec = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
         ApiError::invalid(&field, e.into_inner())
     })?;
     spec.validate().map_err(ScheduleError::from)?;
@@ -71,7 +86,10 @@ async fn view(state: &AppState, schedule: &Schedule) -> Result<Value, ApiError> 
         };
         last_runs.push(json!({"tick": rfc3339(run.tick), "job_id": run.job_id, "status": status}));
     }
-    let next_runs: Vec<String> = schedule::next_runs(schedule, SHOWN_RUNS).into_iter().map(rfc3339).collect();
+    let next_runs: Vec<String> = schedule::next_runs(schedule, SHOWN_RUNS)
+        .into_iter()
+        .map(rfc3339)
+        .collect();
     if let Value::Object(map) = &mut out {
         let s = &schedule.state;
         map.insert("next_runs".into(), json!(next_runs));
@@ -94,7 +112,11 @@ async fn stored(state: &AppState, id: &str) -> Result<Schedule, ApiError> {
 }
 
 /// `POST /v1/schedules`: 201 with the schedule; 409 when the id is taken.
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let spec = parse_spec(&state, parse_body(&headers, &body)?, None)?;
     let schedule = schedule::save(state.store.as_ref(), spec, Save::Create, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &schedule).await?)).into_response())
@@ -110,7 +132,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 /// `GET /v1/schedules/{id}`.
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let schedule = stored(&state, &id).await?;
     Ok(Json(view(&state, &schedule).await?))
 }
@@ -128,7 +153,10 @@ pub async fn replace(
 }
 
 /// `DELETE /v1/schedules/{id}`: 204; the jobs it enqueued stay.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if state.store.delete_schedule(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -137,20 +165,29 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 }
 
 /// `POST /v1/schedules/{id}/pause`.
-pub async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let schedule = schedule::pause(state.store.as_ref(), &id, Utc::now()).await?;
     Ok(Json(view(&state, &schedule).await?))
 }
 
 /// `POST /v1/schedules/{id}/resume`: ticks that fell while paused do not run.
-pub async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let schedule = schedule::resume(state.store.as_ref(), &id, Utc::now()).await?;
     Ok(Json(view(&state, &schedule).await?))
 }
 
 /// `POST /v1/schedules/{id}/trigger`: one run now, through the overlap policy. 202 with the
 /// job it enqueued (`fired` empty when the policy held it back).
-pub async fn trigger(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn trigger(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let done = schedule::trigger(state.store.as_ref(), &id, Utc::now()).await?;
     let fired: Vec<Value> = done
         .fired

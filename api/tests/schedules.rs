@@ -15,22 +15,40 @@ async fn call(app: &Router, method: Method, uri: &str, body: Option<Value>) -> (
     if body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
-    let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
-    let response = app.clone().oneshot(request.body(body).expect("request")).await.expect("infallible");
+    let body = body
+        .map(|b| Body::from(b.to_string()))
+        .unwrap_or_else(Body::empty);
+    let response = app
+        .clone()
+        .oneshot(request.body(body).expect("request"))
+        .await
+        .expect("infallible");
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn names_field(reply: &(StatusCode, Value), field: &str) {
     assert_eq!(reply.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.1);
     let message = reply.1["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with(&format!("{field}:")), "should name {field}: {message}");
+    assert!(
+        message.starts_with(&format!("{field}:")),
+        "should name {field}: {message}"
+    );
 }
 
 async fn schedules_are_managed_at_run_time(backend: Backend) {
     let store = backend.open().await;
-    let app = router(AppState::new(store.clone(), Registry::with_test_kinds(), ApiConfig::default()));
+    let app = router(AppState::new(
+        store.clone(),
+        Registry::with_test_kinds(),
+        ApiConfig::default(),
+    ));
     let nightly = json!({
         "id": "nightly", "cron": "0 20 * * *", "timezone": "Asia/Kolkata",
         "job": {"kind": "demo", "goal": "nightly run", "config": {"items": 1}, "priority": "low", "queue": "default"},
@@ -45,16 +63,27 @@ async fn schedules_are_managed_at_run_time(backend: Backend) {
     assert_eq!(next.len(), 10);
     // Each start is 20:00 IST (14:30 UTC) plus a spread of under 600 minutes.
     for start in next {
-        let t = chrono::DateTime::parse_from_rfc3339(start.as_str().expect("text")).expect("rfc3339");
-        let minutes = (t.timestamp() - (t.timestamp() - 52_200).div_euclid(86_400) * 86_400 - 52_200) / 60;
-        assert!((0..600).contains(&minutes), "{start} is {minutes} minutes after a tick");
+        let t =
+            chrono::DateTime::parse_from_rfc3339(start.as_str().expect("text")).expect("rfc3339");
+        let minutes =
+            (t.timestamp() - (t.timestamp() - 52_200).div_euclid(86_400) * 86_400 - 52_200) / 60;
+        assert!(
+            (0..600).contains(&minutes),
+            "{start} is {minutes} minutes after a tick"
+        );
     }
     assert_eq!(created["last_runs"], json!([]));
-    assert_eq!(call(&app, Method::POST, "/v1/schedules", Some(nightly)).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        call(&app, Method::POST, "/v1/schedules", Some(nightly))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
 
     // Bad cron, zone and template name their field.
     let bad = |patch: Value| {
-        let mut body = json!({"id": "bad", "cron": "* * * * *", "job": {"kind": "demo", "goal": "g"}});
+        let mut body =
+            json!({"id": "bad", "cron": "* * * * *", "job": {"kind": "demo", "goal": "g"}});
         for (k, v) in patch.as_object().expect("object") {
             body[k] = v.clone();
         }
@@ -63,12 +92,21 @@ async fn schedules_are_managed_at_run_time(backend: Backend) {
     for (patch, field) in [
         (json!({"cron": "99 * * * *"}), "cron"),
         (json!({"timezone": "Europe/Atlantis"}), "timezone"),
-        (json!({"job": {"kind": "no-such-kind", "goal": "g"}}), "job.kind"),
-        (json!({"job": {"kind": "demo", "goal": "g", "priority": "urgent"}}), "job.priority"),
+        (
+            json!({"job": {"kind": "no-such-kind", "goal": "g"}}),
+            "job.kind",
+        ),
+        (
+            json!({"job": {"kind": "demo", "goal": "g", "priority": "urgent"}}),
+            "job.priority",
+        ),
         (json!({"overlap": "sometimes"}), "overlap"),
         (json!({"colour": "red"}), "colour"),
     ] {
-        names_field(&call(&app, Method::POST, "/v1/schedules", Some(bad(patch))).await, field);
+        names_field(
+            &call(&app, Method::POST, "/v1/schedules", Some(bad(patch))).await,
+            field,
+        );
     }
 
     // Trigger: one run now, shown in last_runs with its job's status.
@@ -82,7 +120,10 @@ async fn schedules_are_managed_at_run_time(backend: Backend) {
 
     // Pause hides the next runs; resume brings them back.
     let (_, paused) = call(&app, Method::POST, "/v1/schedules/nightly/pause", None).await;
-    assert_eq!((paused["paused"].clone(), paused["next_runs"].clone()), (json!(true), json!([])));
+    assert_eq!(
+        (paused["paused"].clone(), paused["next_runs"].clone()),
+        (json!(true), json!([]))
+    );
     let (_, resumed) = call(&app, Method::POST, "/v1/schedules/nightly/resume", None).await;
     assert_eq!(resumed["next_runs"].as_array().map(Vec::len), Some(10));
 
@@ -90,29 +131,50 @@ async fn schedules_are_managed_at_run_time(backend: Backend) {
     let every = json!({"every": "30s", "job": {"kind": "demo", "goal": "g"}});
     let (status, replaced) = call(&app, Method::PUT, "/v1/schedules/nightly", Some(every)).await;
     assert_eq!(status, StatusCode::OK, "{replaced}");
-    assert_eq!((replaced["every"].clone(), replaced["runs"].clone()), (json!("30s"), json!(1)));
+    assert_eq!(
+        (replaced["every"].clone(), replaced["runs"].clone()),
+        (json!("30s"), json!(1))
+    );
     let other = json!({"id": "other", "every": "30s", "job": {"kind": "demo", "goal": "g"}});
-    names_field(&call(&app, Method::PUT, "/v1/schedules/nightly", Some(other)).await, "id");
+    names_field(
+        &call(&app, Method::PUT, "/v1/schedules/nightly", Some(other)).await,
+        "id",
+    );
 
     let (_, list) = call(&app, Method::GET, "/v1/schedules", None).await;
     assert_eq!(list["schedules"].as_array().map(Vec::len), Some(1));
-    assert_eq!(call(&app, Method::DELETE, "/v1/schedules/nightly", None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(&app, Method::DELETE, "/v1/schedules/nightly", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     for (method, uri) in [
         (Method::GET, "/v1/schedules/nightly"),
         (Method::DELETE, "/v1/schedules/nightly"),
         (Method::POST, "/v1/schedules/nightly/pause"),
         (Method::POST, "/v1/schedules/nightly/trigger"),
     ] {
-        assert_eq!(call(&app, method, uri, None).await.0, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(
+            call(&app, method, uri, None).await.0,
+            StatusCode::NOT_FOUND,
+            "{uri}"
+        );
     }
 
     // Behind a token, like every /v1 route.
     let locked = router(AppState::new(
         store,
         Registry::with_test_kinds(),
-        ApiConfig { token: Some("s3cret".into()), ..ApiConfig::default() },
+        ApiConfig {
+            token: Some("s3cret".into()),
+            ..ApiConfig::default()
+        },
     ));
-    assert_eq!(call(&locked, Method::GET, "/v1/schedules", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&locked, Method::GET, "/v1/schedules", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     backend.cleanup().await;
 }
 

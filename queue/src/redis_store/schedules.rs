@@ -34,7 +34,11 @@ impl RedisStore {
             .key(self.schedule_key(id))
             .key(self.global("sched:due"))
             .key(self.global("sched:ids"))
-            .arg(if expected.is_some() { "replace" } else { "insert" })
+            .arg(if expected.is_some() {
+                "replace"
+            } else {
+                "insert"
+            })
             .arg(expected.unwrap_or(0))
             .arg(schedule.spec_json())
             .arg(schedule.state_json())

@@ -10,8 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    InvalidSchedule, Overlap, RecentRun, Schedule, ScheduleSpec, ScheduleState, Timing,
-    RECENT_RUNS,
+    InvalidSchedule, Overlap, RecentRun, Schedule, ScheduleSpec, ScheduleState, Timing, RECENT_RUNS,
 };
 use crate::job::JobId;
 use crate::store::{Enqueued, Store, StoreError, StoreResult};
@@ -58,7 +57,12 @@ pub struct Evaluated {
 
 /// The `due_at` of `state` under `timing`: the next tick after the cursor, sooner while a
 /// tick is buffered, none while paused.
-fn due_at(timing: &Timing, spec: &ScheduleSpec, state: &ScheduleState, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn due_at(
+    timing: &Timing,
+    spec: &ScheduleSpec,
+    state: &ScheduleState,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     if spec.paused {
         return None;
     }
@@ -86,7 +90,10 @@ pub async fn save(
                 let mut state = ScheduleState::new(now);
                 state.due_at = due_at(&timing, &spec, &state, now);
                 state.version = 1;
-                let schedule = Schedule { spec: spec.clone(), state };
+                let schedule = Schedule {
+                    spec: spec.clone(),
+                    state,
+                };
                 if store.insert_schedule(&schedule).await? {
                     return Ok(schedule);
                 }
@@ -101,23 +108,38 @@ pub async fn save(
                 state.updated_at = now;
                 state.due_at = due_at(&timing, &spec, &state, now);
                 state.version = old.state.version + 1;
-                let schedule = Schedule { spec: spec.clone(), state };
+                let schedule = Schedule {
+                    spec: spec.clone(),
+                    state,
+                };
                 if store.replace_schedule(&schedule, old.state.version).await? {
                     return Ok(schedule);
                 }
             }
         }
     }
-    Err(StoreError::Unavailable(format!("schedule `{}`: too many concurrent writes", spec.id)).into())
+    Err(StoreError::Unavailable(format!(
+        "schedule `{}`: too many concurrent writes",
+        spec.id
+    ))
+    .into())
 }
 
 /// Pauses a schedule: no tick runs until it is resumed.
-pub async fn pause(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<Schedule, ScheduleError> {
+pub async fn pause(
+    store: &dyn Store,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Schedule, ScheduleError> {
     set_paused(store, id, true, now).await
 }
 
 /// Resumes a schedule; ticks that fell while it was paused do not run.
-pub async fn resume(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<Schedule, ScheduleError> {
+pub async fn resume(
+    store: &dyn Store,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Schedule, ScheduleError> {
     set_paused(store, id, false, now).await
 }
 
@@ -166,7 +188,11 @@ pub async fn evaluate_due(
 }
 
 /// One run now, through the schedule's overlap policy (the tick is `now`, to the second).
-pub async fn trigger(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<Evaluated, ScheduleError> {
+pub async fn trigger(
+    store: &dyn Store,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Evaluated, ScheduleError> {
     let schedule = store
         .schedule(id)
         .await?
@@ -177,7 +203,11 @@ pub async fn trigger(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Result<
 
 /// Evaluates one schedule at `now`: fires its due ticks under its overlap policy, counts
 /// what was skipped or missed, and advances its cursor.
-pub async fn evaluate(store: &dyn Store, schedule: Schedule, now: DateTime<Utc>) -> StoreResult<Evaluated> {
+pub async fn evaluate(
+    store: &dyn Store,
+    schedule: Schedule,
+    now: DateTime<Utc>,
+) -> StoreResult<Evaluated> {
     run(store, schedule, now, None).await
 }
 
@@ -188,15 +218,28 @@ async fn run(
     manual: Option<DateTime<Utc>>,
 ) -> StoreResult<Evaluated> {
     let Schedule { spec, state: old } = schedule;
-    let timing = spec.validate().map_err(|e| StoreError::Backend(format!("schedule `{}`: {e}", spec.id)))?;
+    let timing = spec
+        .validate()
+        .map_err(|e| StoreError::Backend(format!("schedule `{}`: {e}", spec.id)))?;
     let due = match manual {
-        Some(_) => super::Due { fire: Vec::new(), missed: 0, cursor: None },
+        Some(_) => super::Due {
+            fire: Vec::new(),
+            missed: 0,
+            cursor: None,
+        },
         None if spec.paused => return Ok(Evaluated::default()),
         None => timing.due(old.cursor, now),
     };
-    let mut ticks: Vec<DateTime<Utc>> = old.buffered.into_iter().chain(due.fire.iter().copied()).collect();
+    let mut ticks: Vec<DateTime<Utc>> = old
+        .buffered
+        .into_iter()
+        .chain(due.fire.iter().copied())
+        .collect();
     ticks.extend(manual);
-    let mut result = Evaluated { missed: due.missed, ..Default::default() };
+    let mut result = Evaluated {
+        missed: due.missed,
+        ..Default::default()
+    };
 
     // Runs of this schedule that have not finished yet.
     let mut active: Vec<JobId> = Vec::new();
@@ -217,7 +260,11 @@ async fn run(
         Overlap::Skip | Overlap::CancelOther => {
             let newest = ticks.last().copied();
             let blocked = spec.overlap == Overlap::Skip && !active.is_empty();
-            let runs: Vec<_> = if blocked { Vec::new() } else { newest.into_iter().collect() };
+            let runs: Vec<_> = if blocked {
+                Vec::new()
+            } else {
+                newest.into_iter().collect()
+            };
             result.skipped += (ticks.len() - runs.len()) as u64;
             runs
         }
@@ -249,7 +296,7 @@ async fn run(
         }
         result.fired.push((tick, id));
     }
-    recent.sort_by(|a, b| b.tick.cmp(&a.tick));
+    recent.sort_by_key(|r| std::cmp::Reverse(r.tick));
     recent.truncate(RECENT_RUNS);
 
     let mut state = old.clone();
@@ -268,13 +315,21 @@ async fn run(
     if !store.replace_schedule(&advanced, old.version).await? {
         // Another evaluator (or an edit) came first; our jobs, if any, are the ones it
         // enqueued under the same keys.
-        return Ok(Evaluated { fired: result.fired, lost_race: true, ..Default::default() });
+        return Ok(Evaluated {
+            fired: result.fired,
+            lost_race: true,
+            ..Default::default()
+        });
     }
     if advanced.spec.overlap == Overlap::CancelOther && !result.fired.is_empty() {
         for id in active {
             match store.cancel(id).await {
-                Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::IllegalTransition { .. }) => {}
-                Err(err) => tracing::warn!(job = %id, error = %err, "cancelling an overlapping run failed"),
+                Ok(_)
+                | Err(StoreError::NotFound(_))
+                | Err(StoreError::IllegalTransition { .. }) => {}
+                Err(err) => {
+                    tracing::warn!(job = %id, error = %err, "cancelling an overlapping run failed")
+                }
             }
         }
     }

@@ -181,7 +181,10 @@ pub struct InvalidSchedule {
     pub message: String,
 }
 
-pub(crate) fn invalid<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, InvalidSchedule> {
+pub(crate) fn invalid<T>(
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> Result<T, InvalidSchedule> {
     Err(InvalidSchedule {
         field: field.into(),
         message: message.into(),

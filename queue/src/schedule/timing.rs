@@ -56,7 +56,10 @@ impl Timing {
             (Some(expr), None) => {
                 let fields = expr.split_whitespace().count();
                 if !expr.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
-                    return invalid("cron", format!("`{expr}` has {fields} fields; give 5, or 6 with seconds first"));
+                    return invalid(
+                        "cron",
+                        format!("`{expr}` has {fields} fields; give 5, or 6 with seconds first"),
+                    );
                 }
                 let cron = CronParser::builder()
                     .seconds(Seconds::Optional)
@@ -76,10 +79,12 @@ impl Timing {
                 Trigger::Every(d.as_millis() as i64)
             }
         };
-        let zone: Tz = spec
-            .timezone
-            .parse()
-            .or_else(|_| invalid("timezone", format!("`{}` is not an IANA time zone", spec.timezone)))?;
+        let zone: Tz = spec.timezone.parse().or_else(|_| {
+            invalid(
+                "timezone",
+                format!("`{}` is not an IANA time zone", spec.timezone),
+            )
+        })?;
         let window = parse_duration("catchup_window", &spec.catchup_window)?;
         if window > Duration::from_secs(366 * 86_400) {
             return invalid("catchup_window", "must be at most a year");
@@ -126,7 +131,10 @@ impl Timing {
         match &self.spread {
             None => tick,
             Some((minutes, key)) => {
-                let date = tick.with_timezone(&self.zone).format("%Y-%m-%d").to_string();
+                let date = tick
+                    .with_timezone(&self.zone)
+                    .format("%Y-%m-%d")
+                    .to_string();
                 tick + chrono::Duration::minutes(spread_minutes(key, &date, *minutes) as i64)
             }
         }
@@ -262,7 +270,9 @@ mod tests {
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn ticks(timing: &Timing, after: &str, n: usize) -> Vec<String> {
@@ -279,42 +289,126 @@ mod tests {
     /// runs once, at the end of the gap; repeated hour: once, at its first reading.
     const DST_TABLE: &[(&str, &str, &str, &[&str])] = &[
         // No DST: 20:00 IST is always 14:30 UTC.
-        ("Asia/Kolkata", "0 20 * * *", "2026-03-07T00:00:00Z",
-            &["2026-03-07T14:30:00Z", "2026-03-08T14:30:00Z", "2026-03-09T14:30:00Z"]),
+        (
+            "Asia/Kolkata",
+            "0 20 * * *",
+            "2026-03-07T00:00:00Z",
+            &[
+                "2026-03-07T14:30:00Z",
+                "2026-03-08T14:30:00Z",
+                "2026-03-09T14:30:00Z",
+            ],
+        ),
         // New York springs forward 2026-03-08 02:00 → 03:00: 02:30 runs at 03:00 EDT.
-        ("America/New_York", "30 2 * * *", "2026-03-07T00:00:00Z",
-            &["2026-03-07T07:30:00Z", "2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"]),
+        (
+            "America/New_York",
+            "30 2 * * *",
+            "2026-03-07T00:00:00Z",
+            &[
+                "2026-03-07T07:30:00Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-09T06:30:00Z",
+            ],
+        ),
         // … and falls back 2026-11-01 02:00 → 01:00: 01:30 runs once, at 01:30 EDT.
-        ("America/New_York", "30 1 * * *", "2026-10-31T00:00:00Z",
-            &["2026-10-31T05:30:00Z", "2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]),
+        (
+            "America/New_York",
+            "30 1 * * *",
+            "2026-10-31T00:00:00Z",
+            &[
+                "2026-10-31T05:30:00Z",
+                "2026-11-01T05:30:00Z",
+                "2026-11-02T06:30:00Z",
+            ],
+        ),
         // Berlin springs forward 2026-03-29 02:00 → 03:00.
-        ("Europe/Berlin", "30 2 * * *", "2026-03-28T00:00:00Z",
-            &["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"]),
+        (
+            "Europe/Berlin",
+            "30 2 * * *",
+            "2026-03-28T00:00:00Z",
+            &[
+                "2026-03-28T01:30:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:30:00Z",
+            ],
+        ),
         // … and falls back 2026-10-25 03:00 → 02:00: 02:30 runs once, at 02:30 CEST.
-        ("Europe/Berlin", "30 2 * * *", "2026-10-24T00:00:00Z",
-            &["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]),
+        (
+            "Europe/Berlin",
+            "30 2 * * *",
+            "2026-10-24T00:00:00Z",
+            &[
+                "2026-10-24T00:30:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-10-26T01:30:00Z",
+            ],
+        ),
         // Lord Howe moves 30 minutes: 02:00 → 02:30 on 2026-10-04 (+10:30 → +11:00) …
-        ("Australia/Lord_Howe", "15 2 * * *", "2026-10-02T00:00:00Z",
-            &["2026-10-02T15:45:00Z", "2026-10-03T15:30:00Z", "2026-10-04T15:15:00Z"]),
+        (
+            "Australia/Lord_Howe",
+            "15 2 * * *",
+            "2026-10-02T00:00:00Z",
+            &[
+                "2026-10-02T15:45:00Z",
+                "2026-10-03T15:30:00Z",
+                "2026-10-04T15:15:00Z",
+            ],
+        ),
         // … and 02:00 → 01:30 on 2026-04-05: 01:45 runs once, at its +11:00 reading.
-        ("Australia/Lord_Howe", "45 1 * * *", "2026-04-03T00:00:00Z",
-            &["2026-04-03T14:45:00Z", "2026-04-04T14:45:00Z", "2026-04-05T15:15:00Z"]),
+        (
+            "Australia/Lord_Howe",
+            "45 1 * * *",
+            "2026-04-03T00:00:00Z",
+            &[
+                "2026-04-03T14:45:00Z",
+                "2026-04-04T14:45:00Z",
+                "2026-04-05T15:15:00Z",
+            ],
+        ),
         // Six fields: seconds first.
-        ("UTC", "30 0 12 * * *", "2026-01-01T00:00:00Z",
-            &["2026-01-01T12:00:30Z", "2026-01-02T12:00:30Z", "2026-01-03T12:00:30Z"]),
+        (
+            "UTC",
+            "30 0 12 * * *",
+            "2026-01-01T00:00:00Z",
+            &[
+                "2026-01-01T12:00:30Z",
+                "2026-01-02T12:00:30Z",
+                "2026-01-03T12:00:30Z",
+            ],
+        ),
         // L: the last day of the month.
-        ("UTC", "0 9 L * *", "2026-01-01T00:00:00Z",
-            &["2026-01-31T09:00:00Z", "2026-02-28T09:00:00Z", "2026-03-31T09:00:00Z"]),
+        (
+            "UTC",
+            "0 9 L * *",
+            "2026-01-01T00:00:00Z",
+            &[
+                "2026-01-31T09:00:00Z",
+                "2026-02-28T09:00:00Z",
+                "2026-03-31T09:00:00Z",
+            ],
+        ),
         // #: the second Monday.
-        ("UTC", "0 9 * * 1#2", "2026-01-01T00:00:00Z",
-            &["2026-01-12T09:00:00Z", "2026-02-09T09:00:00Z", "2026-03-09T09:00:00Z"]),
+        (
+            "UTC",
+            "0 9 * * 1#2",
+            "2026-01-01T00:00:00Z",
+            &[
+                "2026-01-12T09:00:00Z",
+                "2026-02-09T09:00:00Z",
+                "2026-03-09T09:00:00Z",
+            ],
+        ),
     ];
 
     #[test]
     fn dst_table() {
         for (zone, cron, after, want) in DST_TABLE {
             let timing = Timing::of(&spec(Some(cron), None, zone)).expect("timing");
-            assert_eq!(ticks(&timing, after, want.len()), *want, "{zone} `{cron}` after {after}");
+            assert_eq!(
+                ticks(&timing, after, want.len()),
+                *want,
+                "{zone} `{cron}` after {after}"
+            );
         }
     }
 
@@ -323,7 +417,11 @@ mod tests {
         let timing = Timing::of(&spec(None, Some("15m"), "Europe/Berlin")).expect("timing");
         assert_eq!(
             ticks(&timing, "2026-03-29T00:50:00Z", 3),
-            ["2026-03-29T01:00:00Z", "2026-03-29T01:15:00Z", "2026-03-29T01:30:00Z"]
+            [
+                "2026-03-29T01:00:00Z",
+                "2026-03-29T01:15:00Z",
+                "2026-03-29T01:30:00Z"
+            ]
         );
     }
 
@@ -340,11 +438,17 @@ mod tests {
         }
         // The nightly slot: 20:00 Asia/Kolkata + the offset of the IST date.
         let mut s = spec(Some("0 20 * * *"), None, "Asia/Kolkata");
-        s.spread = Some(Spread { window: "600m".into(), key: "user-42".into() });
+        s.spread = Some(Spread {
+            window: "600m".into(),
+            key: "user-42".into(),
+        });
         let timing = Timing::of(&s).expect("timing");
         let tick = utc("2026-03-08T14:30:00Z");
         assert_eq!(timing.start_of(tick), tick + chrono::Duration::minutes(78));
-        assert_eq!(timing.next_runs(utc("2026-03-08T00:00:00Z"), 1), [tick + chrono::Duration::minutes(78)]);
+        assert_eq!(
+            timing.next_runs(utc("2026-03-08T00:00:00Z"), 1),
+            [tick + chrono::Duration::minutes(78)]
+        );
     }
 
     #[test]
@@ -376,7 +480,10 @@ mod tests {
         assert_eq!((due.fire.clone(), due.missed), (vec![now], 179));
 
         // Nothing due before the next tick.
-        assert!(latest.due(now, now + chrono::Duration::seconds(59)).fire.is_empty());
+        assert!(latest
+            .due(now, now + chrono::Duration::seconds(59))
+            .fire
+            .is_empty());
     }
 
     #[test]
@@ -398,7 +505,10 @@ mod tests {
         s.id = "a b".into();
         assert_eq!(s.validate().expect_err("invalid").field, "id");
         s = spec(Some("* * * * *"), None, "UTC");
-        s.spread = Some(Spread { window: "30s".into(), key: "k".into() });
+        s.spread = Some(Spread {
+            window: "30s".into(),
+            key: "k".into(),
+        });
         assert_eq!(s.validate().expect_err("invalid").field, "spread.window");
     }
 }

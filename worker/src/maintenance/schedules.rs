@@ -49,7 +49,8 @@ impl Plugin for Evaluator {
                 }
                 for (tick, _) in &done.fired {
                     let lag = (enqueued_at - *tick).to_std().unwrap_or_default();
-                    metrics::histogram!("drover_schedule_tick_lag_seconds").record(lag.as_secs_f64());
+                    metrics::histogram!("drover_schedule_tick_lag_seconds")
+                        .record(lag.as_secs_f64());
                 }
                 metrics::counter!("drover_schedule_ticks_total", "outcome" => "fired")
                     .increment(done.fired.len() as u64);
