@@ -68,6 +68,15 @@ pub async fn serve(
             settings.worker_options(args),
         )
     });
+    // Without a pool here the API evaluates schedules itself, so workers can scale to zero.
+    let evaluator = match (&api, &pool) {
+        (Some(_), None) => Some(tokio::spawn(drover_worker::maintenance::schedules::run(
+            store.clone(),
+            format!("api-{}-{}", hostname(), std::process::id()),
+            stopped.clone(),
+        ))),
+        _ => None,
+    };
     let server = if let Some((addr, config)) = api {
         let state = drover_api::AppState::new(store.clone(), registry, config);
         let mut until = stopped.clone();
@@ -115,6 +124,9 @@ pub async fn serve(
             Ok(Err(err)) => tracing::error!(error = %err, "API server failed"),
             Err(err) => tracing::error!(error = %err, "API task failed"),
         }
+    }
+    if let Some(evaluator) = evaluator {
+        let _ = evaluator.await;
     }
     if let Some(endpoints) = endpoints {
         endpoints_stop.send_replace(true);
@@ -172,4 +184,17 @@ pub async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// This machine's name, for the API's evaluator id.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "localhost".into())
 }

@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod origin;
 mod routes;
+mod schedules;
 mod server;
 pub mod sse;
 mod worker_ops;
@@ -113,6 +114,16 @@ pub fn router(state: AppState) -> Router {
         .route("/queues/{name}/pause", post(routes::pause_queue))
         .route("/queues/{name}/resume", post(routes::resume_queue))
         .route("/workers", get(routes::workers))
+        .route("/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/schedules/{id}",
+            get(schedules::show)
+                .put(schedules::replace)
+                .delete(schedules::delete),
+        )
+        .route("/schedules/{id}/pause", post(schedules::pause))
+        .route("/schedules/{id}/resume", post(schedules::resume))
+        .route("/schedules/{id}/trigger", post(schedules::trigger))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

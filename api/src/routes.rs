@@ -109,7 +109,7 @@ fn query_text(query: &HashMap<String, String>, name: &str) -> Result<Option<Stri
 
 /// A JSON request body: `Content-Type: application/json` (415 otherwise, which also keeps
 /// browsers' cross-site "simple" form and `fetch` posts out), then valid JSON (400).
-fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, ApiError> {
+pub(crate) fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));

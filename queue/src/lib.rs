@@ -15,6 +15,7 @@ pub mod operator;
 pub mod postgres;
 mod queue_stats;
 pub mod redis_store;
+pub mod schedule;
 pub mod sqlite;
 pub mod status;
 pub mod store;

@@ -103,6 +103,11 @@ pub const SQLITE: &[Migration] = &[
         name: "gates",
         sql: include_str!("../../migrations/sqlite/0006_gates.sql"),
     },
+    Migration {
+        version: 7,
+        name: "schedules",
+        sql: include_str!("../../migrations/sqlite/0007_schedules.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -146,6 +151,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "gates",
         sql: include_str!("../../migrations/postgres/0008_gates.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "schedules",
+        sql: include_str!("../../migrations/postgres/0009_schedules.sql"),
     },
 ];
 

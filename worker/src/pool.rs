@@ -53,6 +53,8 @@ pub struct WorkerOptions {
     pub queues: Vec<String>,
     /// Run the lease reaper when this worker holds the leadership.
     pub reaper: bool,
+    /// Evaluate due schedules when this worker holds their leadership.
+    pub schedules: bool,
     /// Delete finished jobs past their retention (when this worker holds the leadership);
     /// `None` keeps everything.
     pub retention: Option<Retention>,
@@ -78,6 +80,7 @@ impl Default for WorkerOptions {
             job_timeout: None,
             queues: Vec::new(),
             reaper: true,
+            schedules: true,
             retention: Some(Retention::default()),
             prune_interval: Duration::from_secs(60),
             run: RunSettings::default(),
@@ -235,6 +238,14 @@ impl Pool {
             ));
             background.spawn(maintenance::run(
                 GateKeeper,
+                self.store.clone(),
+                options.worker_id.clone(),
+                background_stop.clone(),
+            ));
+        }
+        if options.schedules {
+            background.spawn(maintenance::run(
+                maintenance::schedules::Evaluator,
                 self.store.clone(),
                 options.worker_id.clone(),
                 background_stop.clone(),

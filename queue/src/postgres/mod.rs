@@ -23,6 +23,7 @@
 //! | `gates.rs` | reading gates: a job's, and the inbox |
 //! | `maintenance.rs` | retention, the next due job, queue pause and stats |
 //! | `peers.rs` | the worker registry and leadership |
+//! | `schedules.rs` | schedules as rows, written by compare-and-set |
 
 mod enqueue;
 mod gates;
@@ -31,6 +32,7 @@ mod listener;
 mod maintenance;
 mod peers;
 mod runlog;
+mod schedules;
 mod transact;
 
 use std::str::FromStr;

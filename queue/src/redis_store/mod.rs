@@ -42,6 +42,7 @@ mod listener;
 mod maintenance;
 mod queue_index;
 mod runlog;
+mod schedules;
 mod transact;
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod jobs;
 mod maintenance;
 mod peers;
 mod runlog;
+mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub use jobs::*;
 pub use maintenance::*;
 pub use peers::*;
 pub use runlog::*;
+pub use schedules::*;
 
 /// What can go wrong talking to a store.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -215,7 +217,9 @@ pub fn check_artifact_name(name: &str) -> Result<(), InvalidJob> {
 /// - claims take only due, queued jobs of unpaused queues, by priority, then `run_at`, then id;
 /// - every status change follows [`crate::status`] and appends a `status` event.
 #[async_trait]
-pub trait Store: JobStore + RunLog + Maintenance + Peers + Gates + 'static {
+pub trait Store:
+    JobStore + RunLog + Maintenance + Peers + Gates + ScheduleStore + 'static
+{
     /// `sqlite`, `postgres` or `redis`.
     fn backend(&self) -> &'static str;
 

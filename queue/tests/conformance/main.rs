@@ -75,6 +75,11 @@ conformance!(
     the_inbox_pages_across_jobs_oldest_first,
     racing_decisions_land_once,
     snoozed_jobs_wait_without_using_an_attempt,
+    schedules_are_created_replaced_and_deleted,
+    each_tick_enqueues_one_job_across_racing_evaluators,
+    missed_ticks_catch_up_inside_the_window_only,
+    overlap_policies_hold_back_skip_or_cancel,
+    a_changed_template_does_not_conflict_with_a_fired_tick,
 );
 
 /// PostgreSQL only: a migration marked `-- drover:no-transaction` runs outside a

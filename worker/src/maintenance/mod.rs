@@ -5,11 +5,13 @@
 //!
 //! - [`reaper`]: takes back jobs whose worker stopped renewing their lease;
 //! - [`pruner`]: deletes finished jobs past their retention;
-//! - [`gates`]: gives gates past their deadline their default decision.
+//! - [`gates`]: gives gates past their deadline their default decision;
+//! - [`schedules`]: fires the ticks of due schedules.
 
 pub mod gates;
 pub mod pruner;
 pub mod reaper;
+pub mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;

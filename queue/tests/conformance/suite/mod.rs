@@ -6,6 +6,7 @@ mod enqueue;
 mod leases;
 mod maintenance;
 mod runlog;
+mod schedules;
 mod transitions;
 mod waiting;
 
@@ -13,6 +14,7 @@ pub use enqueue::*;
 pub use leases::*;
 pub use maintenance::*;
 pub use runlog::*;
+pub use schedules::*;
 pub use transitions::*;
 pub use waiting::*;
 

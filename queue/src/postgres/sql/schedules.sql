@@ -1,0 +1,1 @@
+SELECT id, spec, state, version, due_at FROM schedules ORDER BY id
