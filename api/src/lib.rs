@@ -10,6 +10,7 @@
 mod access_log;
 mod auth;
 mod error;
+mod gates;
 mod headers;
 mod limits;
 mod openapi;
@@ -110,6 +111,9 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/checkpoints", get(routes::checkpoints))
         .route("/jobs/{id}/artifacts", get(routes::artifacts))
         .route("/jobs/{id}/artifacts/{name}", get(routes::artifact))
+        .route("/jobs/{id}/gates", get(gates::job_gates))
+        .route("/jobs/{id}/gates/{key}", post(gates::decide))
+        .route("/gates", get(gates::inbox))
         .route("/queues", get(routes::queues))
         .route("/queues/{name}/pause", post(routes::pause_queue))
         .route("/queues/{name}/resume", post(routes::resume_queue))

@@ -23,11 +23,12 @@ use crate::{routes, ApiError, AppState};
         routes::submit, routes::submit_batch, routes::list, routes::show, routes::pause,
         routes::resume, routes::cancel, routes::events, routes::checkpoints, routes::artifacts,
         routes::artifact, routes::queues, routes::pause_queue, routes::resume_queue,
-        routes::workers, dashboard, openapi, metrics, healthz, readyz,
+        routes::workers, crate::gates::job_gates, crate::gates::decide, crate::gates::inbox,
+        dashboard, openapi, metrics, healthz, readyz,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "jobs"), (name = "queues"), (name = "workers"), (name = "operations"))
+    tags((name = "jobs"), (name = "gates"), (name = "queues"), (name = "workers"), (name = "operations"))
 )]
 pub(crate) struct ApiDoc;
 

@@ -96,7 +96,7 @@ pub(super) async fn queues(store: &RedisStore) -> StoreResult<Vec<QueueStats>> {
         let base = store.base(&queue);
         let paused: bool = store.conn().exists(format!("{base}:paused")).await?;
         stats.paused(queue.clone(), paused);
-        for status in [JobStatus::Running, JobStatus::Paused] {
+        for status in [JobStatus::Running, JobStatus::Paused, JobStatus::Waiting] {
             let n: u64 = store
                 .conn()
                 .zcard(format!("{base}:status:{status}"))

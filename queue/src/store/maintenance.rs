@@ -25,7 +25,7 @@ pub struct Reaped {
 pub struct QueueStats {
     pub name: String,
     pub paused: bool,
-    /// Unfinished jobs by status (queued, running, paused).
+    /// Unfinished jobs by status (queued, running, paused, waiting).
     pub by_status: std::collections::BTreeMap<String, u64>,
     /// Queued jobs by priority.
     pub queued_by_priority: std::collections::BTreeMap<String, u64>,
