@@ -582,7 +582,133 @@ async fn queues_workers_and_operations(backend: Backend) {
     api.done().await;
 }
 
+/// Gates over HTTP: a job's gates, deciding (200, 200 again, 409, 422 naming the field,
+/// 404), and the inbox across jobs with its cursor.
+async fn gates_are_listed_and_decided(backend: Backend) {
+    let api = api(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let job = api
+            .store
+            .enqueue(NewJob::new("noop", format!("gated {i}")))
+            .await
+            .expect("enqueue")
+            .into_job();
+        let lease = api
+            .store
+            .claim(&ClaimRequest {
+                worker_id: "w".into(),
+                limit: 10,
+                lease_ttl: Duration::from_secs(30),
+                queues: vec![],
+            })
+            .await
+            .expect("claim")
+            .into_iter()
+            .find(|l| l.job.id == job.id)
+            .expect("claimed");
+        let gate = drover_queue::NewGate::new("approve-1", "Apply to this posting?")
+            .decisions(["approve", "reject"])
+            .context(json!({ "title": "Rust engineer" }));
+        api.store
+            .open_gates(lease.fence(), vec![gate])
+            .await
+            .expect("open");
+        api.store.park(lease.fence()).await.expect("park");
+        ids.push(job.id.to_string());
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let id = &ids[0];
+    let shown = api.get(&format!("/v1/jobs/{id}")).await.json();
+    assert_eq!(shown["status"], "waiting");
+    let gates = api.get(&format!("/v1/jobs/{id}/gates")).await;
+    assert_eq!(gates.status, StatusCode::OK);
+    let gate = &gates.json()["gates"][0];
+    assert_eq!(gate["key"], "approve-1");
+    assert_eq!(gate["prompt"], "Apply to this posting?");
+    assert_eq!(gate["context"]["title"], "Rust engineer");
+    assert_eq!(gate["decisions"], json!(["approve", "reject"]));
+    assert_eq!(gate["status"], "open");
+    assert!(gate["deadline"].is_string());
+
+    let inbox = api.get("/v1/gates?status=open&limit=2").await.json();
+    let listed: Vec<&str> = inbox["gates"]
+        .as_array()
+        .expect("gates")
+        .iter()
+        .map(|g| g["job_id"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(listed, [ids[0].as_str(), ids[1].as_str()]);
+    let cursor = inbox["next_cursor"].as_str().expect("a next page");
+    let rest = api
+        .get(&format!("/v1/gates?limit=2&cursor={cursor}"))
+        .await
+        .json();
+    assert_eq!(rest["gates"][0]["job_id"], ids[2].as_str());
+    assert!(rest.get("next_cursor").is_none());
+    api.get("/v1/gates?status=maybe")
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request", "status");
+    api.get("/v1/gates?cursor=x")
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request", "cursor");
+
+    let uri = format!("/v1/jobs/{id}/gates/approve-1");
+    api.post(&uri, r#"{"decision": "maybe"}"#).await.error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        "decision",
+    );
+    api.post(&uri, r#"{"note": "no decision"}"#).await.error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        "decision",
+    );
+    api.post(&uri, r#"{"decision": "approve", "extra": 1}"#)
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "extra");
+    let decided = api
+        .post(&uri, r#"{"decision": "approve", "note": "good fit"}"#)
+        .await;
+    assert_eq!(decided.status, StatusCode::OK, "{}", decided.text());
+    let decided = decided.json();
+    assert_eq!(decided["status"], "decided");
+    assert_eq!(decided["decision"], "approve");
+    assert_eq!(decided["note"], "good fit");
+    assert!(decided["decided_at"].is_string());
+    let again = api
+        .post(&uri, r#"{"decision": "approve", "note": "good fit"}"#)
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    api.post(&uri, r#"{"decision": "reject"}"#).await.error(
+        StatusCode::CONFLICT,
+        "gate_conflict",
+        "approve-1",
+    );
+    api.post(
+        &format!("/v1/jobs/{id}/gates/nope"),
+        r#"{"decision": "approve"}"#,
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found", "nope");
+    api.post(
+        &format!("/v1/jobs/{id}/gates/bad%20key"),
+        r#"{"decision": "approve"}"#,
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found", "bad key");
+    // The last gate decided: the job is queued again, and out of the inbox.
+    assert_eq!(
+        api.get(&format!("/v1/jobs/{id}")).await.json()["status"],
+        "queued"
+    );
+    let inbox = api.get("/v1/gates").await.json();
+    assert_eq!(inbox["gates"].as_array().map(Vec::len), Some(2));
+    api.done().await;
+}
+
 drover_queue::on_every_backend!(
+    gates_are_listed_and_decided,
     submit_creates_dedupes_and_refuses_bad_input,
     limits_backpressure_and_auth,
     batch_inserts_all_or_none,
