@@ -118,6 +118,16 @@ impl ApiClient {
         Ok(self.call(Method::GET, "/v1/queues", None).await?.1)
     }
 
+    /// `GET` of an API path, its JSON body.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.call(Method::GET, path, None).await?.1)
+    }
+
+    /// `POST` of a JSON body to an API path, its JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        Ok(self.call(Method::POST, path, Some(body)).await?.1)
+    }
+
     pub async fn queue(&self, name: &str, action: &str) -> anyhow::Result<()> {
         self.call(Method::POST, &format!("/v1/queues/{name}/{action}"), None)
             .await

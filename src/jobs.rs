@@ -65,6 +65,26 @@ pub enum JobsCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// A job's gates: what it asks an operator, and the answers so far.
+    Gates {
+        /// The job's id.
+        id: JobId,
+        /// Print the gates as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide one of a job's gates.
+    Decide {
+        /// The job's id.
+        id: JobId,
+        /// The gate's key (as `drover jobs gates` lists it).
+        key: String,
+        /// The decision: one of the gate's decisions (`approve`), or JSON (`{"n": 3}`).
+        decision: String,
+        /// Why, for the record.
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +135,22 @@ pub async fn run(store: &dyn Store, command: JobsCommand) -> anyhow::Result<Exit
             } else {
                 print_job(&job);
             }
+        }
+        JobsCommand::Gates { id, json } => {
+            crate::gates::print_gates(&store.gates(id).await?, json)?
+        }
+        JobsCommand::Decide {
+            id,
+            key,
+            decision,
+            note,
+        } => {
+            let decision = drover_queue::Decision {
+                key,
+                decision: crate::gates::parse_decision(&decision),
+                note,
+            };
+            crate::gates::print_decided(&store.decide(id, decision).await?);
         }
         JobsCommand::Pause { id } => report("pause", &store.pause(id).await?),
         JobsCommand::Resume { id } => report("resume", &store.resume(id).await?),
@@ -247,6 +283,26 @@ pub async fn run_api(client: &ApiClient, command: JobsCommand) -> anyhow::Result
             } else {
                 print_job(&job);
             }
+        }
+        JobsCommand::Gates { id, json } => {
+            let body = client.get_json(&format!("/v1/jobs/{id}/gates")).await?;
+            let gates: Vec<drover_queue::Gate> = serde_json::from_value(body["gates"].clone())?;
+            crate::gates::print_gates(&gates, json)?;
+        }
+        JobsCommand::Decide {
+            id,
+            key,
+            decision,
+            note,
+        } => {
+            let body = serde_json::json!({
+                "decision": crate::gates::parse_decision(&decision),
+                "note": note,
+            });
+            let gate = client
+                .post_json(&format!("/v1/jobs/{id}/gates/{key}"), &body)
+                .await?;
+            crate::gates::print_decided(&serde_json::from_value(gate)?);
         }
         JobsCommand::Pause { id } => {
             report("pause", &client.control(&id.to_string(), "pause").await?)

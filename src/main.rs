@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod config;
 mod follow;
+mod gates;
 mod jobs;
 mod run;
 mod settings;
@@ -70,6 +71,8 @@ enum Command {
     Jobs(JobsArgs),
     /// Inspect and pause/resume queues.
     Queues(QueuesArgs),
+    /// The inbox: gates across jobs that wait for an operator's decision.
+    Gates(GatesArgs),
     /// Quick start: run a worker on the embedded store, submit a job, and follow it to the end.
     Demo(PoolArgs),
     /// The standard throughput and latency workload against the configured store.
@@ -193,6 +196,14 @@ struct JobsArgs {
     client: ClientArgs,
     #[command(subcommand)]
     command: jobs::JobsCommand,
+}
+
+#[derive(Args)]
+struct GatesArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    inbox: gates::InboxArgs,
 }
 
 #[derive(Args)]
@@ -368,6 +379,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs(args) => match args.client.client()? {
             Some(client) => jobs::run_api(&client, args.command).await,
             None => jobs::run(&*settings()?.open_store().await?, args.command).await,
+        },
+        Command::Gates(args) => match args.client.client()? {
+            Some(client) => gates::run_api(&client, args.inbox).await,
+            None => gates::run(&*settings()?.open_store().await?, args.inbox).await,
         },
         Command::Queues(args) => match args.client.client()? {
             Some(client) => jobs::run_queues_api(&client, args.command).await,
