@@ -217,9 +217,7 @@ pub fn check_artifact_name(name: &str) -> Result<(), InvalidJob> {
 /// - claims take only due, queued jobs of unpaused queues, by priority, then `run_at`, then id;
 /// - every status change follows [`crate::status`] and appends a `status` event.
 #[async_trait]
-pub trait Store:
-    JobStore + RunLog + Maintenance + Peers + Gates + ScheduleStore + 'static
-{
+pub trait Store: JobStore + RunLog + Maintenance + Peers + Gates + ScheduleStore + 'static {
     /// `sqlite`, `postgres` or `redis`.
     fn backend(&self) -> &'static str;
 
