@@ -14,6 +14,7 @@
 //! `scripts/test-schemathesis` checks the document against a live server.
 
 use drover_queue::job::{MAX_IDEMPOTENCY_KEY_LEN, MAX_QUEUE_NAME_LEN};
+use drover_queue::schedule::MAX_ID_LEN;
 use drover_queue::JobStatus;
 use drover_worker::Registry;
 use serde_json::{json, Map, Value};
@@ -138,8 +139,22 @@ fn constrain_parameters(doc: &mut Value) {
             *schema = json!({ "type": "string", "pattern": NO_NUL });
         }
     }
-    for schema in parameters(doc, "id") {
-        *schema = json!({ "type": "string", "format": "uuid" });
+    // A job's id is a UUID; a schedule's is the client's name for it.
+    for (path, _, op) in operations(doc) {
+        let schedule = path.starts_with("/v1/schedules/");
+        for param in op
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter(|param| param["name"] == "id")
+        {
+            param["schema"] = if schedule {
+                schedule_id()
+            } else {
+                json!({ "type": "string", "format": "uuid" })
+            };
+        }
     }
     if let Some(params) = doc
         .pointer_mut(&format!(
@@ -174,6 +189,13 @@ fn constrain_parameters(doc: &mut Value) {
             }
         }
     }
+}
+
+fn schedule_id() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[A-Za-z0-9._-]{{1,{MAX_ID_LEN}}}$"),
+    })
 }
 
 fn queue_name() -> Value {

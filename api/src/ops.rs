@@ -24,11 +24,15 @@ use crate::{routes, ApiError, AppState};
         routes::resume, routes::cancel, routes::events, routes::checkpoints, routes::artifacts,
         routes::artifact, routes::queues, routes::pause_queue, routes::resume_queue,
         routes::workers, crate::gates::job_gates, crate::gates::decide, crate::gates::inbox,
+        crate::schedules::create, crate::schedules::list, crate::schedules::show,
+        crate::schedules::replace, crate::schedules::delete, crate::schedules::pause,
+        crate::schedules::resume, crate::schedules::trigger,
         dashboard, openapi, metrics, healthz, readyz,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "jobs"), (name = "gates"), (name = "queues"), (name = "workers"), (name = "operations"))
+    tags((name = "jobs"), (name = "gates"), (name = "queues"), (name = "workers"),
+        (name = "schedules"), (name = "operations"))
 )]
 pub(crate) struct ApiDoc;
 

@@ -7,11 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use drover_queue::schedule::{self, Save, Schedule, ScheduleError, ScheduleSpec};
-use drover_queue::StoreError;
-use serde_json::{json, Value};
+use drover_queue::{JobStatus, StoreError};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
 
+use crate::error::ErrorBody;
 use crate::routes::parse_body;
 use crate::{ApiError, AppState};
 
@@ -29,10 +32,6 @@ impl From<ScheduleError> for ApiError {
             ScheduleError::Store(store) => store.into(),
         }
     }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A declaration from a request body; `path_id` fills or must match `id`.
@@ -75,32 +74,86 @@ fn parse_spec(
 }
 
 /// A schedule as the API shows it: its declaration, counters, next and last runs.
-async fn view(state: &AppState, schedule: &Schedule) -> Result<Value, ApiError> {
-    let mut out = serde_json::to_value(&schedule.spec).unwrap_or_default();
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    #[serde(flatten)]
+    pub spec: ScheduleSpec,
+    /// The next start times, RFC 3339 UTC, spread applied (none while paused).
+    pub next_runs: Vec<DateTime<Utc>>,
+    /// The latest runs, newest first.
+    pub last_runs: Vec<LastRun>,
+    pub runs: u64,
+    /// Ticks skipped by the overlap policy.
+    pub skipped: u64,
+    /// Ticks that never ran (older than the catch-up window, or coalesced).
+    pub missed: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One tick that enqueued a job, with the job's status now (null once the job is gone).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LastRun {
+    pub tick: DateTime<Utc>,
+    pub job_id: Uuid,
+    pub status: Option<JobStatus>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScheduleList {
+    pub schedules: Vec<ScheduleView>,
+}
+
+/// What `trigger` did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Triggered {
+    /// The job it enqueued; empty when the overlap policy held the run back.
+    pub fired: Vec<Fired>,
+    /// Runs skipped by the overlap policy.
+    pub skipped: u64,
+    /// Another evaluator advanced the schedule first; nothing was counted.
+    pub lost_race: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Fired {
+    pub tick: DateTime<Utc>,
+    pub job_id: Uuid,
+}
+
+/// Times to the second, as the shape shows them.
+fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).unwrap_or(t)
+}
+
+async fn view(state: &AppState, schedule: &Schedule) -> Result<ScheduleView, ApiError> {
     let mut last_runs = Vec::new();
     for run in schedule.state.recent.iter().take(SHOWN_RUNS) {
         let status = match state.store.get(run.job_id).await {
-            Ok(job) => Value::String(job.status.to_string()),
-            Err(StoreError::NotFound(_)) => Value::Null,
+            Ok(job) => Some(job.status),
+            Err(StoreError::NotFound(_)) => None,
             Err(err) => return Err(err.into()),
         };
-        last_runs.push(json!({"tick": rfc3339(run.tick), "job_id": run.job_id, "status": status}));
+        last_runs.push(LastRun {
+            tick: secs(run.tick),
+            job_id: run.job_id,
+            status,
+        });
     }
-    let next_runs: Vec<String> = schedule::next_runs(schedule, SHOWN_RUNS)
-        .into_iter()
-        .map(rfc3339)
-        .collect();
-    if let Value::Object(map) = &mut out {
-        let s = &schedule.state;
-        map.insert("next_runs".into(), json!(next_runs));
-        map.insert("last_runs".into(), Value::Array(last_runs));
-        map.insert("runs".into(), json!(s.runs));
-        map.insert("skipped".into(), json!(s.skipped));
-        map.insert("missed".into(), json!(s.missed));
-        map.insert("created_at".into(), json!(rfc3339(s.created_at)));
-        map.insert("updated_at".into(), json!(rfc3339(s.updated_at)));
-    }
-    Ok(out)
+    let s = &schedule.state;
+    Ok(ScheduleView {
+        spec: schedule.spec.clone(),
+        next_runs: schedule::next_runs(schedule, SHOWN_RUNS)
+            .into_iter()
+            .map(secs)
+            .collect(),
+        last_runs,
+        runs: s.runs,
+        skipped: s.skipped,
+        missed: s.missed,
+        created_at: secs(s.created_at),
+        updated_at: secs(s.updated_at),
+    })
 }
 
 async fn stored(state: &AppState, id: &str) -> Result<Schedule, ApiError> {
@@ -111,7 +164,13 @@ async fn stored(state: &AppState, id: &str) -> Result<Schedule, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("schedule `{id}` not found")))
 }
 
-/// `POST /v1/schedules`: 201 with the schedule; 409 when the id is taken.
+/// Create a schedule.
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = ScheduleSpec,
+    responses(
+        (status = 201, description = "Stored; `next_runs` shows when it ticks", body = ScheduleView),
+        (status = 409, description = "A schedule with this id exists", body = ErrorBody),
+        (status = 422, description = "A field is invalid: cron, timezone, job.kind, … (named in the message)", body = ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -122,37 +181,57 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &schedule).await?)).into_response())
 }
 
-/// `GET /v1/schedules`: every schedule, by id.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
+/// Every schedule, by id.
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
+    responses((status = 200, description = "Every schedule, by id", body = ScheduleList)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<ScheduleList>, ApiError> {
+    let mut schedules = Vec::new();
     for schedule in state.store.schedules().await? {
-        out.push(view(&state, &schedule).await?);
+        schedules.push(view(&state, &schedule).await?);
     }
-    Ok(Json(json!({ "schedules": out })))
+    Ok(Json(ScheduleList { schedules }))
 }
 
-/// `GET /v1/schedules/{id}`.
+/// A schedule with its next and last 10 runs.
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "The schedule's id")),
+    responses(
+        (status = 200, description = "The schedule", body = ScheduleView),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let schedule = stored(&state, &id).await?;
     Ok(Json(view(&state, &schedule).await?))
 }
 
-/// `PUT /v1/schedules/{id}`: replaces the declaration (counters and last runs stay).
+/// Replace a schedule's declaration (counters and last runs stay). `id` may be left out of
+/// the body; when given it must be the path's.
+#[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "The schedule's id")),
+    request_body = ScheduleSpec,
+    responses(
+        (status = 200, description = "Replaced", body = ScheduleView),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+        (status = 422, description = "A field is invalid (named in the message), or `id` is not the path's", body = ErrorBody),
+    ))]
 pub async fn replace(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let spec = parse_spec(&state, parse_body(&headers, &body)?, Some(&id))?;
     let schedule = schedule::save(state.store.as_ref(), spec, Save::Replace, Utc::now()).await?;
     Ok(Json(view(&state, &schedule).await?))
 }
 
-/// `DELETE /v1/schedules/{id}`: 204; the jobs it enqueued stay.
+/// Delete a schedule; the jobs it enqueued stay.
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "The schedule's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -164,36 +243,57 @@ pub async fn delete(
     }
 }
 
-/// `POST /v1/schedules/{id}/pause`.
+/// Pause a schedule: no tick fires until it is resumed.
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = String, Path, description = "The schedule's id")),
+    responses(
+        (status = 200, description = "Paused (or already paused)", body = ScheduleView),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+    ))]
 pub async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let schedule = schedule::pause(state.store.as_ref(), &id, Utc::now()).await?;
     Ok(Json(view(&state, &schedule).await?))
 }
 
-/// `POST /v1/schedules/{id}/resume`: ticks that fell while paused do not run.
+/// Resume a schedule; ticks that fell while it was paused do not run.
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", params(("id" = String, Path, description = "The schedule's id")),
+    responses(
+        (status = 200, description = "Running (or already running)", body = ScheduleView),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+    ))]
 pub async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let schedule = schedule::resume(state.store.as_ref(), &id, Utc::now()).await?;
     Ok(Json(view(&state, &schedule).await?))
 }
 
-/// `POST /v1/schedules/{id}/trigger`: one run now, through the overlap policy. 202 with the
-/// job it enqueued (`fired` empty when the policy held it back).
+/// One run now, through the schedule's overlap policy (`fired` is empty when the policy
+/// held it back).
+#[utoipa::path(post, path = "/v1/schedules/{id}/trigger", tag = "schedules", params(("id" = String, Path, description = "The schedule's id")),
+    responses(
+        (status = 202, description = "Handled: the job it enqueued, if any", body = Triggered),
+        (status = 404, description = "No such schedule", body = ErrorBody),
+    ))]
 pub async fn trigger(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let done = schedule::trigger(state.store.as_ref(), &id, Utc::now()).await?;
-    let fired: Vec<Value> = done
-        .fired
-        .iter()
-        .map(|(tick, job)| json!({"tick": rfc3339(*tick), "job_id": job}))
-        .collect();
-    let body = json!({"fired": fired, "skipped": done.skipped, "lost_race": done.lost_race});
+    let body = Triggered {
+        fired: done
+            .fired
+            .iter()
+            .map(|&(tick, job_id)| Fired {
+                tick: secs(tick),
+                job_id,
+            })
+            .collect(),
+        skipped: done.skipped,
+        lost_race: done.lost_race,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

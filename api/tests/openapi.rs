@@ -183,6 +183,18 @@ fn the_document_declares_the_layers_answers_constraints_and_links() {
         );
     }
 
+    // A schedule's id is its name, not a UUID; its view is typed.
+    let id = &doc["paths"]["/v1/schedules/{id}"]["get"]["parameters"][0];
+    assert_eq!(id["name"], "id");
+    assert!(id["schema"]["pattern"].is_string(), "{id}");
+    assert!(id["schema"].get("format").is_none(), "{id}");
+    let schemas = &doc["components"]["schemas"];
+    for name in ["ScheduleSpec", "ScheduleView", "ScheduleList", "Triggered"] {
+        assert!(schemas[name].is_object(), "no schema {name}");
+    }
+    let trigger = &doc["paths"]["/v1/schedules/{id}/trigger"]["post"]["responses"];
+    assert!(trigger["202"].is_object() && trigger["404"].is_object());
+
     // A process without kinds says that every kind is refused.
     let empty = drover_api::openapi_document(&Registry::production());
     assert!(empty["components"]["schemas"]["NewJob"]["properties"]["kind"]["not"].is_object());

@@ -35,6 +35,7 @@ pub const RECENT_RUNS: usize = 10;
 pub const MAX_ID_LEN: usize = 128;
 
 /// What a client declares: the body of `POST /v1/schedules` and a config file's entry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
@@ -73,6 +74,7 @@ fn one_hour() -> String {
 }
 
 /// The job each tick enqueues.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobTemplate {
@@ -94,6 +96,7 @@ fn empty_object() -> Value {
 }
 
 /// What a tick does while an earlier run of the schedule has not finished.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
@@ -109,6 +112,7 @@ pub enum Overlap {
 }
 
 /// Which missed ticks inside the catch-up window run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Catchup {
@@ -121,6 +125,7 @@ pub enum Catchup {
 
 /// A deterministic spread: the run for local date D starts at the tick +
 /// `u64::from_be_bytes(sha256(key + D)[0..8]) % window_minutes` minutes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spread {
