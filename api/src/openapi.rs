@@ -33,6 +33,7 @@ pub fn document(registry: &Registry) -> Value {
     // utoipa writes 3.1; the schemas below use 3.1's JSON Schema (`type` lists, `const`).
     add_layer_answers(&mut doc);
     constrain_parameters(&mut doc);
+    constrain_gates(&mut doc);
     constrain_new_job(&mut doc, registry);
     add_links(&mut doc);
     if let Some(batch) = doc.pointer_mut(&format!(
@@ -116,6 +117,45 @@ fn parameters<'a>(doc: &'a mut Value, name: &'a str) -> impl Iterator<Item = &'a
         .flat_map(|params| params.iter_mut())
         .filter(move |param| param["name"] == name)
         .map(|param| &mut param["schema"])
+}
+
+/// The parameters of one operation, by name.
+fn operation_parameters<'a>(
+    doc: &'a mut Value,
+    path: &str,
+    method: &str,
+) -> impl Iterator<Item = &'a mut Value> {
+    doc.pointer_mut(&format!(
+        "/paths/{}/{method}/parameters",
+        pointer_escape(path)
+    ))
+    .and_then(Value::as_array_mut)
+    .into_iter()
+    .flatten()
+}
+
+/// The gate routes: their own status enum and cursor, and gate keys by their pattern.
+fn constrain_gates(doc: &mut Value) {
+    for param in operation_parameters(doc, "/v1/gates", "get") {
+        match param["name"].as_str() {
+            Some("status") => {
+                param["schema"] =
+                    json!({ "type": "string", "enum": ["open", "decided", "timed_out"] })
+            }
+            Some("cursor") => {
+                param["schema"] = json!({
+                    "type": "string",
+                    "pattern": "^-?[0-9]{1,15}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\.[A-Za-z0-9._:-]{1,128}$"
+                })
+            }
+            _ => {}
+        }
+    }
+    for param in operation_parameters(doc, "/v1/jobs/{id}/gates/{key}", "post") {
+        if param["name"] == "key" {
+            param["schema"] = json!({ "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$" });
+        }
+    }
 }
 
 fn constrain_parameters(doc: &mut Value) {
