@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::graph::{CheckpointPolicy, Graph, GraphKind, MapStep, StepContext};
+use crate::graph::{CheckpointPolicy, Graph, GraphKind, MapStep, Next, StepContext};
 use crate::kind::JobError;
 
 /// The most items one demo job may walk.
@@ -216,6 +216,15 @@ pub fn demo() -> GraphKind<DemoState> {
         .task("finish", |ctx: StepContext, state: DemoState| async move {
             ctx.progress(|p| p.stage = Some("done".into())).await?;
             Ok(state)
+        })
+        // Without `config.gate_at` the walk goes straight to the end, as it always did (the
+        // same steps, progress and checkpoints).
+        .edge_when("walk", ["review", "finish"], |state: &DemoState| {
+            if state.before_gate.is_some() {
+                Next::Step("review")
+            } else {
+                Next::Step("finish")
+            }
         });
     GraphKind::new("demo", graph, |job| {
         let config = DemoConfig::parse(&job.config).map_err(JobError::Permanent)?;
