@@ -68,13 +68,22 @@ pub async fn serve(
             settings.worker_options(args),
         )
     });
-    // Without a pool here the API evaluates schedules itself, so workers can scale to zero.
+    // Without a pool here the API evaluates schedules and gate deadlines itself, so workers
+    // can scale to zero.
     let evaluator = match (&api, &pool) {
-        (Some(_), None) => Some(tokio::spawn(drover_worker::maintenance::schedules::run(
-            store.clone(),
-            format!("api-{}-{}", hostname(), std::process::id()),
-            stopped.clone(),
-        ))),
+        (Some(_), None) => {
+            let holder = format!("api-{}-{}", hostname(), std::process::id());
+            let schedules = drover_worker::maintenance::schedules::run(
+                store.clone(),
+                holder.clone(),
+                stopped.clone(),
+            );
+            let gates =
+                drover_worker::maintenance::gates::run(store.clone(), holder, stopped.clone());
+            Some(tokio::spawn(async move {
+                tokio::join!(schedules, gates);
+            }))
+        }
         _ => None,
     };
     let server = if let Some((addr, config)) = api {

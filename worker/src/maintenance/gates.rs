@@ -45,3 +45,13 @@ impl Plugin for GateKeeper {
         }
     }
 }
+
+/// Runs the gate keeper for `holder` until `shutdown` turns true: for processes other than
+/// workers (the API), so deadlines pass on time with every worker scaled to zero.
+pub async fn run(
+    store: std::sync::Arc<dyn Store>,
+    holder: String,
+    shutdown: watch::Receiver<bool>,
+) {
+    super::run(GateKeeper, store, holder, shutdown).await
+}
