@@ -13,7 +13,7 @@ use drover_queue::{Decision, Gate, GateCursor, GateFilter, GateStatus, JobId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::routes::parse_body;
+use crate::routes::{page_limit, parse_body};
 use crate::{ApiError, AppState};
 
 /// A job's gates.
@@ -135,14 +135,7 @@ pub async fn inbox(
                 .map_err(|e| ApiError::bad_request(format!("status: {e}")))?,
         ),
     };
-    let limit = match query.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::bad_request("limit: must be a number from 1 to 1000"))?,
-    };
+    let limit = page_limit(&query)?;
     let after = match query.get("cursor") {
         None => None,
         Some(c) => Some(

@@ -64,6 +64,18 @@ fn parse_id(id: &str) -> Result<JobId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("job {id} not found (not a job id)")))
 }
 
+/// A list's `limit` query parameter: 1 to 1000, 50 when absent.
+pub(crate) fn page_limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match query.get("limit") {
+        None => Ok(50),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::bad_request("limit: must be a number from 1 to 1000")),
+    }
+}
+
 /// Parses a job body; errors name the field (`priority`, `timeouts.step_timeout`, …).
 fn parse_job(mut value: serde_json::Value, at: &str) -> Result<NewJob, ApiError> {
     let field = |path: &str| match (at.is_empty(), path) {
@@ -238,14 +250,7 @@ pub async fn list(
                 .map_err(|e| ApiError::bad_request(format!("status: {e}")))?,
         ),
     };
-    let limit = match query.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::bad_request("limit: must be a number from 1 to 1000"))?,
-    };
+    let limit = page_limit(&query)?;
     let before = match query.get("cursor") {
         None => None,
         Some(c) => Some(

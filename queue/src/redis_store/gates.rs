@@ -18,6 +18,19 @@ fn parse_gate(json: &str) -> StoreResult<Gate> {
         .map_err(|e| StoreError::Backend(format!("a stored gate is unreadable: {e}")))
 }
 
+impl RedisStore {
+    /// The gates in the hash `key` (a job's `gates:<id>`), oldest opened first.
+    pub(super) async fn read_gates(&self, key: String) -> StoreResult<Vec<Gate>> {
+        let fields: HashMap<String, String> = self.conn().hgetall(key).await?;
+        let mut gates = fields
+            .values()
+            .map(|json| parse_gate(json))
+            .collect::<StoreResult<Vec<Gate>>>()?;
+        gates.sort_by(|a, b| (a.opened_at, &a.key).cmp(&(b.opened_at, &b.key)));
+        Ok(gates)
+    }
+}
+
 #[async_trait]
 impl Gates for RedisStore {
     async fn gates(&self, job: JobId) -> StoreResult<Vec<Gate>> {
@@ -25,14 +38,7 @@ impl Gates for RedisStore {
             .known_base(job)
             .await?
             .ok_or(StoreError::NotFound(job))?;
-        let fields: HashMap<String, String> =
-            self.conn().hgetall(format!("{base}:gates:{job}")).await?;
-        let mut gates = fields
-            .values()
-            .map(|json| parse_gate(json))
-            .collect::<StoreResult<Vec<Gate>>>()?;
-        gates.sort_by(|a, b| (a.opened_at, &a.key).cmp(&(b.opened_at, &b.key)));
-        Ok(gates)
+        self.read_gates(format!("{base}:gates:{job}")).await
     }
 
     async fn gate_inbox(&self, filter: &GateFilter) -> StoreResult<GatePage> {

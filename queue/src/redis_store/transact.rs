@@ -11,7 +11,6 @@ use redis::AsyncCommands;
 
 use super::codec::{changed_fields, gate_index_moves, index_moves, job_from_hash};
 use super::{scripts, RedisStore};
-use crate::gate::Gate;
 use crate::job::{from_millis, Job, JobId};
 use crate::notifier::Signal;
 use crate::store::*;
@@ -101,19 +100,8 @@ impl Transact for RedisStore {
     /// The gates hash is written only by `apply.lua` under the job's version check, so the
     /// version read by `load` covers the gates read here.
     async fn load_gates(&self, loaded: &mut Loaded) -> StoreResult<()> {
-        let base = self.base(&loaded.job.queue);
-        let fields: HashMap<String, String> = self
-            .conn()
-            .hgetall(format!("{base}:gates:{}", loaded.job.id))
-            .await?;
-        let mut gates = fields
-            .values()
-            .map(|json| {
-                serde_json::from_str::<Gate>(json)
-                    .map_err(|e| StoreError::Backend(format!("a stored gate is unreadable: {e}")))
-            })
-            .collect::<StoreResult<Vec<Gate>>>()?;
-        gates.sort_by(|a, b| (a.opened_at, &a.key).cmp(&(b.opened_at, &b.key)));
+        let key = format!("{}:gates:{}", self.base(&loaded.job.queue), loaded.job.id);
+        let gates = self.read_gates(key).await?;
         loaded.gates = Some(gates);
         Ok(())
     }
