@@ -454,3 +454,240 @@ async fn pages_on_other_origins_cannot_change_anything() {
 
     client.close().await.expect("close the browser session");
 }
+
+/// A `drover serve` on a SQLite file in `tmp` with the test kinds, and a ChromeDriver, both
+/// answering: (app, driver, the app's base URL, the driver's URL).
+async fn serve_with_driver(
+    tmp: &Path,
+    http: &reqwest::Client,
+    slots: &str,
+) -> (Proc, Proc, String, String) {
+    let (app_port, driver_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{app_port}");
+    let store = format!("sqlite://{}", tmp.join("d.db").display());
+    let bind = format!("127.0.0.1:{app_port}");
+    let mut app = Proc::spawn(
+        "drover serve",
+        Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args([
+                "serve", "--store", &store, "--bind", &bind, "--slots", slots,
+            ])
+            .arg("--enable-test-kinds")
+            .env("DROVER_LOG", "warn")
+            .env("DROVER_WORKERS__POLL_INTERVAL", "100ms"),
+    );
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    let mut driver = Proc::spawn(
+        "chromedriver",
+        Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null()),
+    );
+    app.wait_ready(http, &format!("{base}/healthz")).await;
+    driver
+        .wait_ready(http, &format!("{driver_url}/status"))
+        .await;
+    (app, driver, base, driver_url)
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    http.get(url).send().await.ok()?.json().await.ok()
+}
+
+async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let res = http.post(url).json(body).send().await;
+    let res = res.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = res.status().as_u16();
+    let body: Value = res
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert!(status < 300, "POST {url} answered {status}: {body}");
+    body
+}
+
+async fn click(client: &Client, selector: &str, what: &str, dump_of: &str) {
+    wait_for(client, what, dump_of, async || {
+        let el = client.find(Locator::Css(selector)).await.ok()?;
+        el.click().await.ok()
+    })
+    .await;
+}
+
+/// The "needs you" inbox and the schedules view, in real Chromium: a demo job that opens a
+/// gate shows in the inbox with its prompt and decision buttons and in its row as waiting;
+/// a click on `approve` decides the gate (the API shows who won: the decision, the note) and
+/// the job completes. A schedule shows its next run in its own zone, and is paused, resumed
+/// and triggered from its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_decides_gates_and_the_schedules_view_controls_schedules() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    let http = http.build().expect("reqwest client");
+    let (_app, _driver, base, driver_url) = serve_with_driver(tmp.path(), &http, "2").await;
+
+    // 1. A demo job that waits on `approve-2`, and a nightly schedule in Asia/Kolkata.
+    let config = json!({"items": 4, "item_ms": 20, "gate_at": 2});
+    let body = json!({"kind": "demo", "goal": "needs a decision", "config": config});
+    let job = post_json(&http, &format!("{base}/v1/jobs"), &body).await;
+    let id = job["id"].as_str().expect("a job id").to_string();
+    let schedule = json!({"id": "nightly-demo", "cron": "0 20 * * *", "timezone": "Asia/Kolkata",
+        "job": {"kind": "noop", "goal": "nightly"}});
+    post_json(&http, &format!("{base}/v1/schedules"), &schedule).await;
+
+    let client = chromium(&driver_url, &tmp.path().join("chromium"), &[]).await;
+    client
+        .set_window_size(1400, 900)
+        .await
+        .expect("window size");
+    client
+        .goto(&format!("{base}/"))
+        .await
+        .expect("open the dashboard");
+
+    // 2. The gate in the inbox, with its prompt; the job's row waiting with the gate named.
+    let card = format!(r#"#inbox .gate[data-job-id="{id}"][data-key="approve-2"]"#);
+    let prompt = format!("{card} .gprompt");
+    let text = wait_for(
+        &client,
+        "the gate's card in the inbox",
+        "#inbox",
+        async || {
+            client
+                .find(Locator::Css(&prompt))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    assert_eq!(text, "Continue the demo after item 2?");
+    let row = format!(r#"tr.job-row[data-job-id="{id}"]"#);
+    let flag = format!("{row} .gateflag");
+    wait_for(
+        &client,
+        "the row waiting, naming its gate",
+        &row,
+        async || {
+            let status = attr_of(&client, &row, "data-status").await?;
+            let flag = client
+                .find(Locator::Css(&flag))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (status == "waiting" && flag.contains("approve-2")).then_some(())
+        },
+    )
+    .await;
+    // The row's id is the random tail, not the timestamp prefix every new job shares.
+    let cell = client.find(Locator::Css(&format!("{row} td.id"))).await;
+    let shown = cell.expect("id cell").text().await.expect("id text");
+    assert_eq!(
+        shown,
+        id[id.len() - 8..],
+        "the id column shows the id's tail"
+    );
+
+    // A screenshot of the inbox, for people (`target/dashboard-inbox.png`).
+    let png = client.screenshot().await.expect("take a screenshot");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    let target = target.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    write_png(&target.join("dashboard-inbox.png"), &png);
+
+    // 3. A note, then `approve`: the gate is decided with both, the card goes, the job ends.
+    let note = format!("{card} input.gnote");
+    let input = client
+        .find(Locator::Css(&note))
+        .await
+        .expect("the note input");
+    input.send_keys("looks fine").await.expect("type a note");
+    let approve = format!(r#"{card} button.decide[data-decision="approve"]"#);
+    click(&client, &approve, "the approve button", &card).await;
+    let gates_url = format!("{base}/v1/jobs/{id}/gates");
+    wait_for(
+        &client,
+        "the gate decided through the API",
+        &card,
+        async || {
+            let gates = get_json(&http, &gates_url).await?;
+            let gate = &gates["gates"][0];
+            (gate["status"] == "decided").then_some(())?;
+            assert_eq!(gate["decision"], "approve");
+            assert_eq!(gate["note"], "looks fine");
+            Some(())
+        },
+    )
+    .await;
+    let job_url = format!("{base}/v1/jobs/{id}");
+    wait_for(
+        &client,
+        "the job completed and its card gone",
+        "#inbox",
+        async || {
+            let job = get_json(&http, &job_url).await?;
+            (job["status"] == "completed").then_some(())?;
+            let left = client.find_all(Locator::Css(&card)).await.ok()?;
+            left.is_empty().then_some(())
+        },
+    )
+    .await;
+
+    // 4. The schedules view: the next run in the schedule's zone, then pause, resume, trigger.
+    click(
+        &client,
+        "#sched > summary",
+        "the schedules view's summary",
+        "#sched",
+    )
+    .await;
+    let srow = r#"tr.sched-row[data-schedule-id="nightly-demo"]"#;
+    let next = format!("{srow} .next-zone");
+    let shown = wait_for(&client, "the schedule's next run", "#sched", async || {
+        client
+            .find(Locator::Css(&next))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    })
+    .await;
+    assert!(
+        shown.ends_with("Asia/Kolkata"),
+        "next run shown in its zone: {shown}"
+    );
+    assert!(shown.contains("20:00"), "the 20:00 tick: {shown}");
+    let schedule_url = format!("{base}/v1/schedules/nightly-demo");
+    for (act, paused) in [("pause", true), ("resume", false)] {
+        let button = format!(r#"{srow} button[data-act="{act}"]"#);
+        click(&client, &button, &format!("the {act} button"), "#sched").await;
+        let what = format!("paused={paused} in the API and the row");
+        wait_for(&client, &what, "#sched", async || {
+            let s = get_json(&http, &schedule_url).await?;
+            (s["paused"] == paused).then_some(())?;
+            let shown = attr_of(&client, srow, "data-paused").await?;
+            (shown == paused.to_string()).then_some(())
+        })
+        .await;
+    }
+    let trigger = format!(r#"{srow} button[data-act="trigger"]"#);
+    click(&client, &trigger, "the trigger button", "#sched").await;
+    let lastrun = format!("{srow} .lastrun");
+    let run_job = wait_for(
+        &client,
+        "the triggered run in the row",
+        "#sched",
+        async || attr_of(&client, &lastrun, "data-job-id").await,
+    )
+    .await;
+    let s = get_json(&http, &schedule_url).await.expect("the schedule");
+    assert_eq!(s["last_runs"][0]["job_id"], run_job.as_str(), "{s}");
+    assert_eq!(s["runs"], 1, "one run, the triggered one: {s}");
+
+    client.close().await.expect("close the browser session");
+}

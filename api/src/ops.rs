@@ -142,6 +142,10 @@ pub(crate) async fn prometheus_text(store: &dyn Store) -> Response {
         // The scrape still answers, with the last depth it read.
         tracing::warn!(error = %err, "queue depth not read for /metrics");
     }
+    match store.open_gate_count().await {
+        Ok(open) => metrics::gauge!("drover_gates_open").set(open as f64),
+        Err(err) => tracing::warn!(error = %err, "open gates not counted for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),

@@ -380,10 +380,11 @@ pub struct Job {
 
 impl Job {
     /// The attempt to show people. `attempt` counts runs that used up an attempt, and a
-    /// pause hands its run's attempt back (pausing never exhausts retries), so a job paused
-    /// in its first run holds 0: a paused job shows the attempt it resumes as instead.
+    /// pause or a wait on a gate hands its run's attempt back (neither exhausts retries),
+    /// so a job paused in its first run holds 0: a paused or waiting job shows the attempt
+    /// it resumes as instead.
     pub fn shown_attempt(&self) -> u32 {
-        if self.status == JobStatus::Paused {
+        if matches!(self.status, JobStatus::Paused | JobStatus::Waiting) {
             (self.attempt + 1).min(self.max_attempts.max(1))
         } else {
             self.attempt

@@ -230,9 +230,100 @@ async fn waiting_jobs_hold_no_slot(backend: Backend) {
     s.stop().await;
 }
 
+/// A map item's gate is in the inbox while the other items still run, and a decision made
+/// then is kept: the map finishes its items, parking finds no open gate, and the job goes on
+/// without waiting; only the gated item runs again.
+async fn a_gated_item_is_in_the_inbox_while_the_others_run(backend: Backend) {
+    let runs = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (counted, held) = (runs.clone(), release.clone());
+    let graph = Graph::new().map(
+        "review",
+        MapStep::new(
+            |_: &Reviewed| (0..3).map(Value::from).collect(),
+            move |ctx: StepContext, i: usize, _item: Value| {
+                let (runs, held) = (counted.clone(), held.clone());
+                async move {
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                    if i == 0 {
+                        let gate =
+                            NewGate::new("posting-0", "Apply?").decisions(["approve", "reject"]);
+                        let decisions = ctx.wait(vec![gate]).await?;
+                        return Ok(json!(
+                            decisions.decision("posting-0") == Some(&json!("approve"))
+                        ));
+                    }
+                    if i == 1 {
+                        // Held until the test has seen the gate and decided it.
+                        let _permit = held
+                            .acquire()
+                            .await
+                            .map_err(|e| JobError::Permanent(e.to_string()))?;
+                    }
+                    Ok::<Value, JobError>(json!(true))
+                }
+            },
+        )
+        .concurrency(2)
+        .fold(|state: &mut Reviewed, i, approved| {
+            if approved == json!(true) {
+                state.approved.push(i)
+            }
+        }),
+    );
+    let mut registry = Registry::with_test_kinds();
+    registry.register(
+        GraphKind::new("review", graph, |_| Ok(Reviewed::default()))
+            .result(|s: &Reviewed| json!({ "approved": s.approved })),
+    );
+    let s = setup(backend, registry, options(2)).await;
+    let id = s.submit(NewJob::new("review", "three postings")).await;
+    let store = s.store.clone();
+    eventually(Duration::from_secs(20), "the gate in the inbox", || {
+        let store = store.clone();
+        async move {
+            let filter = drover_queue::GateFilter {
+                status: None,
+                after: None,
+                limit: 10,
+            };
+            let inbox = store.gate_inbox(&filter).await.ok()?;
+            inbox
+                .gates
+                .iter()
+                .any(|g| g.job_id == id && g.key == "posting-0")
+                .then_some(())
+        }
+    })
+    .await;
+    let job = s.store.get(id).await.expect("get");
+    assert_eq!(job.status, JobStatus::Running, "item 1 is still held");
+    let gate = s
+        .store
+        .decide(id, decide("posting-0", "approve"))
+        .await
+        .expect("decide");
+    assert_eq!(gate.status, GateStatus::Decided);
+    release.add_permits(1);
+    let done = s.finished(id).await;
+    assert_eq!(done.status, JobStatus::Completed, "{:?}", done.error);
+    let mut approved: Vec<u64> = done.result.expect("result")["approved"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    approved.sort();
+    assert_eq!(approved, [0, 1, 2]);
+    let counts: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [2, 1, 1], "only the gated item ran again");
+    s.stop().await;
+}
+
 drover_queue::on_every_backend!(
     demo_review_gate_waits_for_the_operator,
     map_items_wait_while_the_others_run,
+    a_gated_item_is_in_the_inbox_while_the_others_run,
     a_snoozed_job_gives_its_slot_back_and_goes_on,
     waiting_jobs_hold_no_slot,
 );

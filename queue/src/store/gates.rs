@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::{Fence, StoreResult};
-use crate::gate::{Decision, Gate, GateFilter, GatePage, NewGate};
+use crate::gate::{Decision, Gate, GateFilter, GatePage, GateStatus, NewGate};
 use crate::job::{Job, JobId};
 use crate::transitions::{self, Transact};
 
@@ -16,6 +16,25 @@ pub trait Gates: Transact {
 
     /// Gates across jobs that are not finished, oldest opened first: the operator's inbox.
     async fn gate_inbox(&self, filter: &GateFilter) -> StoreResult<GatePage>;
+
+    /// How many gates are open on unfinished jobs: the size of the inbox, read page by page
+    /// (its cost grows with the open gates, never with finished work).
+    async fn open_gate_count(&self) -> StoreResult<u64> {
+        let mut filter = GateFilter {
+            status: Some(GateStatus::Open),
+            after: None,
+            limit: 1000,
+        };
+        let mut count = 0;
+        loop {
+            let page = self.gate_inbox(&filter).await?;
+            count += page.gates.len() as u64;
+            match page.next {
+                Some(next) => filter.after = Some(next),
+                None => return Ok(count),
+            }
+        }
+    }
 
     /// Opens gates for a running job (fenced); answers them as stored, in the order asked
     /// (a key the job already has keeps its gate and decision). See
