@@ -3,8 +3,11 @@
 //! reporting progress per item. `config.fail_transient_at` / `config.fail_permanent_at`
 //! (an item index) exercise retries: the transient failure happens on the first attempt
 //! only. With `config.effect_url`, each item POSTs `{"job_id", "item"}` there through the
-//! effect ledger with `Idempotency-Key: <job_id>/<item>`. The result is
-//! `{"items_processed": n}`.
+//! effect ledger with `Idempotency-Key: <job_id>/<item>` and `X-Drover-Attempt: <attempt>`
+//! (also `"attempt"` in the body). `config.effect_mode` is `retry` (default: `ctx.effect`,
+//! an effect whose outcome is unknown is POSTed again with the same key) or `once`
+//! (`ctx.effect_once`: never POSTed again; the item lands in the result's `unknown_items`).
+//! The result is `{"items_processed": n}`, with `"unknown_items": [..]` when there are any.
 //!
 //! Waiting can be tried with it too. `config.gate_at` (an item index) opens the gate
 //! `approve-<index>` after that item (decisions `approve` / `reject`, deadline
@@ -19,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::graph::{CheckpointPolicy, Graph, GraphKind, MapStep, Next, StepContext};
+use crate::graph::{CheckpointPolicy, Graph, GraphKind, MapStep, Next, Once, StepContext};
 use crate::kind::JobError;
 
 /// The most items one demo job may walk.
@@ -41,6 +44,8 @@ struct DemoConfig {
     #[serde(default)]
     effect_url: Option<String>,
     #[serde(default)]
+    effect_mode: EffectMode,
+    #[serde(default)]
     gate_at: Option<u64>,
     #[serde(default = "default_gate_deadline_s")]
     gate_deadline_s: u64,
@@ -48,6 +53,18 @@ struct DemoConfig {
     snooze_at: Option<u64>,
     #[serde(default)]
     snooze_s: u64,
+}
+
+/// How an item's effect meets an intent without an outcome (an earlier run crashed or was
+/// cut off between performing it and recording it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum EffectMode {
+    /// `ctx.effect`: performs it again, with the same `Idempotency-Key`.
+    #[default]
+    Retry,
+    /// `ctx.effect_once`: never performs it again; the item is reported in `unknown_items`.
+    Once,
 }
 
 fn default_gate_deadline_s() -> u64 {
@@ -111,6 +128,11 @@ pub fn config_schema() -> Value {
                 "type": ["string", "null"],
                 "pattern": EFFECT_URL_PATTERN,
                 "description": "Each item POSTs here through the effect ledger"
+            },
+            "effect_mode": {
+                "type": "string",
+                "enum": ["retry", "once"],
+                "description": "retry (default): an effect whose outcome is unknown after a crash is POSTed again with the same Idempotency-Key; once: it is never POSTed again and the item is listed in the result's unknown_items"
             }
         }
     })
@@ -176,6 +198,9 @@ pub struct DemoState {
     /// `reject` when the review gate stopped the walk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<String>,
+    /// Items whose effect (`effect_mode: once`) an earlier run may or may not have performed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_items: Vec<u64>,
 }
 
 impl DemoState {
@@ -199,7 +224,7 @@ pub fn demo() -> GraphKind<DemoState> {
                 |state: &DemoState| (0..state.first_part()).map(Value::from).collect(),
                 walk_item,
             )
-            .fold(|state: &mut DemoState, _, _| state.items_processed += 1),
+            .fold(fold_item),
         )
         .task("review", review)
         .map(
@@ -211,7 +236,7 @@ pub fn demo() -> GraphKind<DemoState> {
                 },
                 walk_item,
             )
-            .fold(|state: &mut DemoState, _, _| state.items_processed += 1),
+            .fold(fold_item),
         )
         .task("finish", |ctx: StepContext, state: DemoState| async move {
             ctx.progress(|p| p.stage = Some("done".into())).await?;
@@ -233,6 +258,7 @@ pub fn demo() -> GraphKind<DemoState> {
             items_processed: 0,
             before_gate: config.gate_at.map(|at| at + 1),
             stopped_by: None,
+            unknown_items: Vec::new(),
         })
     })
     .policy(|job| CheckpointPolicy {
@@ -242,9 +268,17 @@ pub fn demo() -> GraphKind<DemoState> {
         ..CheckpointPolicy::default()
     })
     .validate(|config| DemoConfig::parse(config).map(|_| ()))
-    .result(|state| match &state.stopped_by {
-        Some(by) => json!({ "items_processed": state.items_processed, "stopped_by": by }),
-        None => json!({ "items_processed": state.items_processed }),
+    .result(|state| {
+        let mut result = json!({ "items_processed": state.items_processed });
+        if let Some(by) = &state.stopped_by {
+            result["stopped_by"] = json!(by);
+        }
+        if !state.unknown_items.is_empty() {
+            let mut unknown = state.unknown_items.clone();
+            unknown.sort_unstable();
+            result["unknown_items"] = json!(unknown);
+        }
+        result
     })
     .max_attempts(3)
 }
@@ -269,6 +303,14 @@ async fn review(ctx: StepContext, mut state: DemoState) -> Result<DemoState, Job
     Ok(state)
 }
 
+/// Counts an item, and notes it when its effect's outcome is unknown.
+fn fold_item(state: &mut DemoState, _index: usize, output: Value) {
+    state.items_processed += 1;
+    if let Some(item) = output.get("unknown_item").and_then(Value::as_u64) {
+        state.unknown_items.push(item);
+    }
+}
+
 async fn walk_item(ctx: StepContext, _index: usize, item: Value) -> Result<Value, JobError> {
     let config = DemoConfig::parse(ctx.config()).map_err(JobError::Permanent)?;
     let item = item.as_u64().unwrap_or_default();
@@ -284,12 +326,23 @@ async fn walk_item(ctx: StepContext, _index: usize, item: Value) -> Result<Value
         )));
     }
     if let Some(url) = &config.effect_url {
-        let job_id = ctx.job().id;
-        let timeout = Duration::from_secs(ctx.job().timeouts.api_timeout.unwrap_or(30));
-        ctx.effect(&format!("item-{item}"), || async move {
-            post_effect(url, job_id, item, timeout).await
-        })
-        .await?;
+        let post = Post {
+            job_id: ctx.job().id,
+            item,
+            attempt: ctx.attempt(),
+            timeout: Duration::from_secs(ctx.job().timeouts.api_timeout.unwrap_or(30)),
+        };
+        let key = format!("item-{item}");
+        match config.effect_mode {
+            EffectMode::Retry => {
+                ctx.effect(&key, || post_effect(url, post)).await?;
+            }
+            EffectMode::Once => {
+                if ctx.effect_once(&key, || post_effect(url, post)).await? == Once::Unknown {
+                    return Ok(json!({ "unknown_item": item }));
+                }
+            }
+        }
     }
     if config.snooze_at == Some(item) {
         // Once per job: the snooze is recorded in the effect ledger, so the item run again
@@ -309,17 +362,29 @@ async fn walk_item(ctx: StepContext, _index: usize, item: Value) -> Result<Value
     Ok(Value::Null)
 }
 
-async fn post_effect(
-    url: &str,
+/// What one item's POST carries.
+#[derive(Debug, Clone, Copy)]
+struct Post {
     job_id: uuid::Uuid,
     item: u64,
+    /// The run's attempt, sent as `X-Drover-Attempt` so the far side can tell runs apart.
+    attempt: u32,
     timeout: Duration,
-) -> Result<Value, JobError> {
+}
+
+async fn post_effect(url: &str, post: Post) -> Result<Value, JobError> {
+    let Post {
+        job_id,
+        item,
+        attempt,
+        timeout,
+    } = post;
     let response = http()
         .post(url)
         .timeout(timeout)
         .header("Idempotency-Key", format!("{job_id}/{item}"))
-        .json(&json!({ "job_id": job_id, "item": item }))
+        .header("X-Drover-Attempt", attempt.to_string())
+        .json(&json!({ "job_id": job_id, "item": item, "attempt": attempt }))
         .send()
         .await
         .map_err(|e| {
@@ -376,7 +441,13 @@ mod tests {
             .expect("a free port")
             .port();
         let url = format!("http://127.0.0.1:{port}/hook-secret-path?key=k3y");
-        let err = post_effect(&url, uuid::Uuid::nil(), 0, Duration::from_secs(5))
+        let post = Post {
+            job_id: uuid::Uuid::nil(),
+            item: 0,
+            attempt: 1,
+            timeout: Duration::from_secs(5),
+        };
+        let err = post_effect(&url, post)
             .await
             .expect_err("nothing listens there");
         let JobError::Transient(message) = err else {
@@ -414,6 +485,11 @@ mod tests {
         ] {
             assert!(simple_http_url(good), "{good}");
         }
+        assert_eq!(c.effect_mode, EffectMode::Retry);
+        let c = DemoConfig::parse(&json!({"effect_mode": "once"})).unwrap();
+        assert_eq!(c.effect_mode, EffectMode::Once);
+        let err = DemoConfig::parse(&json!({"effect_mode": "twice"})).unwrap_err();
+        assert!(err.starts_with("config.effect_mode: "), "{err}");
         let err = DemoConfig::parse(&json!({"itemz": 3})).unwrap_err();
         assert!(err.contains("itemz"), "{err}");
     }
