@@ -128,6 +128,20 @@ impl ApiClient {
         Ok(self.call(Method::POST, path, Some(body)).await?.1)
     }
 
+    /// `POST` to an API path without a body, its JSON answer.
+    pub async fn post_empty(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.call(Method::POST, path, None).await?.1)
+    }
+
+    /// `PUT` of a JSON body to an API path, its JSON answer.
+    pub async fn put_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        Ok(self.call(Method::PUT, path, Some(body)).await?.1)
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        self.call(Method::DELETE, path, None).await.map(|_| ())
+    }
+
     pub async fn queue(&self, name: &str, action: &str) -> anyhow::Result<()> {
         self.call(Method::POST, &format!("/v1/queues/{name}/{action}"), None)
             .await

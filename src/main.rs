@@ -8,6 +8,7 @@ mod follow;
 mod gates;
 mod jobs;
 mod run;
+mod schedules;
 mod settings;
 
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ enum Command {
     Queues(QueuesArgs),
     /// The inbox: gates across jobs that wait for an operator's decision.
     Gates(GatesArgs),
+    /// Schedules: list, show, create, pause, resume, trigger, delete.
+    Schedules(SchedulesArgs),
     /// Quick start: run a worker on the embedded store, submit a job, and follow it to the end.
     Demo(PoolArgs),
     /// The standard throughput and latency workload against the configured store.
@@ -204,6 +207,14 @@ struct GatesArgs {
     client: ClientArgs,
     #[command(flatten)]
     inbox: gates::InboxArgs,
+}
+
+#[derive(Args)]
+struct SchedulesArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: schedules::ScheduleCommand,
 }
 
 #[derive(Args)]
@@ -383,6 +394,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gates(args) => match args.client.client()? {
             Some(client) => gates::run_api(&client, args.inbox).await,
             None => gates::run(&*settings()?.open_store().await?, args.inbox).await,
+        },
+        Command::Schedules(args) => match args.client.client()? {
+            Some(client) => schedules::run_api(&client, args.command).await,
+            None => schedules::run(&*settings()?.open_store().await?, args.command).await,
         },
         Command::Queues(args) => match args.client.client()? {
             Some(client) => jobs::run_queues_api(&client, args.command).await,

@@ -7,9 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Timelike, Utc};
-use drover_queue::schedule::{self, Save, Schedule, ScheduleError, ScheduleSpec};
-use drover_queue::{JobStatus, StoreError};
+use chrono::{DateTime, Utc};
+use drover_queue::schedule::{self, Save, Schedule, ScheduleError, ScheduleSpec, ScheduleView};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -17,9 +16,6 @@ use uuid::Uuid;
 use crate::error::ErrorBody;
 use crate::routes::parse_body;
 use crate::{ApiError, AppState};
-
-/// How many next and last runs a schedule shows.
-const SHOWN_RUNS: usize = 10;
 
 impl From<ScheduleError> for ApiError {
     fn from(err: ScheduleError) -> Self {
@@ -73,32 +69,6 @@ fn parse_spec(
     Ok(spec)
 }
 
-/// A schedule as the API shows it: its declaration, counters, next and last runs.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ScheduleView {
-    #[serde(flatten)]
-    pub spec: ScheduleSpec,
-    /// The next start times, RFC 3339 UTC, spread applied (none while paused).
-    pub next_runs: Vec<DateTime<Utc>>,
-    /// The latest runs, newest first.
-    pub last_runs: Vec<LastRun>,
-    pub runs: u64,
-    /// Ticks skipped by the overlap policy.
-    pub skipped: u64,
-    /// Ticks that never ran (older than the catch-up window, or coalesced).
-    pub missed: u64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One tick that enqueued a job, with the job's status now (null once the job is gone).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct LastRun {
-    pub tick: DateTime<Utc>,
-    pub job_id: Uuid,
-    pub status: Option<JobStatus>,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ScheduleList {
     pub schedules: Vec<ScheduleView>,
@@ -123,37 +93,11 @@ pub struct Fired {
 
 /// Times to the second, as the shape shows them.
 fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.with_nanosecond(0).unwrap_or(t)
+    schedule::view::to_second(t)
 }
 
 async fn view(state: &AppState, schedule: &Schedule) -> Result<ScheduleView, ApiError> {
-    let mut last_runs = Vec::new();
-    for run in schedule.state.recent.iter().take(SHOWN_RUNS) {
-        let status = match state.store.get(run.job_id).await {
-            Ok(job) => Some(job.status),
-            Err(StoreError::NotFound(_)) => None,
-            Err(err) => return Err(err.into()),
-        };
-        last_runs.push(LastRun {
-            tick: secs(run.tick),
-            job_id: run.job_id,
-            status,
-        });
-    }
-    let s = &schedule.state;
-    Ok(ScheduleView {
-        spec: schedule.spec.clone(),
-        next_runs: schedule::next_runs(schedule, SHOWN_RUNS)
-            .into_iter()
-            .map(secs)
-            .collect(),
-        last_runs,
-        runs: s.runs,
-        skipped: s.skipped,
-        missed: s.missed,
-        created_at: secs(s.created_at),
-        updated_at: secs(s.updated_at),
-    })
+    Ok(schedule::view(state.store.as_ref(), schedule).await?)
 }
 
 async fn stored(state: &AppState, id: &str) -> Result<Schedule, ApiError> {

@@ -13,6 +13,7 @@
 
 pub mod fire;
 pub mod timing;
+pub mod view;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub use fire::{
     evaluate, evaluate_due, next_runs, pause, resume, save, trigger, Evaluated, Save, ScheduleError,
 };
 pub use timing::{spread_minutes, Due, Timing};
+pub use view::{view, LastRun, ScheduleView};
 
 /// The most ticks one evaluation enqueues under `catchup: all`.
 pub const CATCHUP_ALL_CAP: usize = 100;
