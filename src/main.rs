@@ -76,6 +76,9 @@ enum Command {
     Gates(GatesArgs),
     /// Schedules: list, show, create, pause, resume, trigger, delete.
     Schedules(SchedulesArgs),
+    /// The sandbox: local servers speaking GitHub REST, OpenAI-compatible chat, a
+    /// Resend-shaped mail API and SMTP, for trials and tests (never a real service).
+    Sandbox(SandboxArgs),
     /// Quick start: run a worker on the embedded store, submit a job, and follow it to the end.
     Demo(PoolArgs),
     /// The standard throughput and latency workload against the configured store.
@@ -207,6 +210,28 @@ struct GatesArgs {
     client: ClientArgs,
     #[command(flatten)]
     inbox: gates::InboxArgs,
+}
+
+#[derive(Args)]
+struct SandboxArgs {
+    /// Where the HTTP services listen.
+    #[arg(long, default_value = "127.0.0.1:8025", value_name = "ADDR")]
+    bind: std::net::SocketAddr,
+    /// Where the SMTP sink listens.
+    #[arg(long, default_value = "127.0.0.1:2525", value_name = "ADDR")]
+    smtp_bind: std::net::SocketAddr,
+    /// The seed the generated world comes from (the same seed, the same world).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Repositories in the world.
+    #[arg(long, default_value_t = 5_000)]
+    repos: u64,
+    /// Users in the world.
+    #[arg(long, default_value_t = 20_000)]
+    users: u64,
+    /// GitHub core requests per token per hour.
+    #[arg(long, default_value_t = 5_000)]
+    core_limit: u64,
 }
 
 #[derive(Args)]
@@ -399,6 +424,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(client) => schedules::run_api(&client, args.command).await,
             None => schedules::run(&*settings()?.open_store().await?, args.command).await,
         },
+        Command::Sandbox(args) => sandbox(args).await,
         Command::Queues(args) => match args.client.client()? {
             Some(client) => jobs::run_queues_api(&client, args.command).await,
             None => jobs::run_queues(&*settings()?.open_store().await?, args.command).await,
@@ -406,6 +432,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo(settings()?, Registry::with_test_kinds(), args).await,
         Command::Bench(args) => bench::run(settings()?.open_store().await?, args).await,
     }
+}
+
+/// `drover sandbox`: serves until interrupted.
+async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    for (flag, addr) in [("--bind", args.bind), ("--smtp-bind", args.smtp_bind)] {
+        if !addr.ip().is_loopback() {
+            anyhow::bail!("{flag}: the sandbox listens on loopback addresses only, not {addr}");
+        }
+    }
+    let config = drover_sandbox::SandboxConfig {
+        bind: args.bind,
+        smtp_bind: args.smtp_bind,
+        world: drover_sandbox::WorldConfig {
+            seed: args.seed,
+            repos: args.repos,
+            users: args.users,
+            ..Default::default()
+        },
+        github: drover_sandbox::GithubConfig {
+            core_limit: args.core_limit,
+            ..Default::default()
+        },
+    };
+    let sandbox = drover_sandbox::Sandbox::start(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("--bind / --smtp-bind: cannot listen: {e}"))?;
+    println!(
+        "sandbox HTTP on {} (GitHub REST, /v1/chat/completions, /emails, /_sandbox/stats)",
+        sandbox.base_url()
+    );
+    println!("sandbox SMTP on {}", sandbox.smtp);
+    tokio::signal::ctrl_c().await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The job `submit` asks for, checked against the kinds this binary knows.
