@@ -191,7 +191,11 @@ async fn case(backend: Backend, before: bool) {
         cancelled: Duration::ZERO,
     };
     assert_eq!(store.prune(&zero, 10).await.expect("prune"), 1);
-    assert_eq!(stored_outputs(&store, id).await, (0, 0), "pruned with the job");
+    assert_eq!(
+        stored_outputs(&store, id).await,
+        (0, 0),
+        "pruned with the job"
+    );
     println!(
         "| {name} | {} | {:.2} | {} ({}) | {} / {rows} | {} ({:.0} B/item) | {:.2}× | {} | {} |",
         if before { "before" } else { "after" },

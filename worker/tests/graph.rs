@@ -538,7 +538,11 @@ async fn map_outputs_are_stored_per_item_and_folded_in_index_order(backend: Back
         .expect("cp")
         .expect("one");
     let saved: Value = serde_json::from_slice(&checkpoint.state).expect("json");
-    assert_eq!(saved["state"]["order"], json!([]), "no outputs in the state");
+    assert_eq!(
+        saved["state"]["order"],
+        json!([]),
+        "no outputs in the state"
+    );
     assert!(checkpoint.size < 1_000, "{} B", checkpoint.size);
     let rows = s
         .store
@@ -555,7 +559,10 @@ async fn map_outputs_are_stored_per_item_and_folded_in_index_order(backend: Back
     let job = s.finished(id).await;
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     // Every output once, in index order, from the rows and the items after the pause.
-    assert_eq!(job.result, Some(json!({ "order": (0..60).collect::<Vec<u64>>() })));
+    assert_eq!(
+        job.result,
+        Some(json!({ "order": (0..60).collect::<Vec<u64>>() }))
+    );
     // Retention deletes the rows with the job.
     let zero = drover_queue::Retention {
         completed: Duration::ZERO,

@@ -14,7 +14,9 @@ fn output(step: &str, index: u64, visit: u64, text: &str) -> NewItemOutput {
         step: step.into(),
         index,
         visit,
-        output: json!({ "item": index, "text": text }).to_string().into_bytes(),
+        output: json!({ "item": index, "text": text })
+            .to_string()
+            .into_bytes(),
     }
 }
 
@@ -68,7 +70,10 @@ pub async fn item_outputs_are_fenced_paged_and_rewritten(b: &Backend) {
         .expect("checkpoint with items");
     let rows = read_all(&store, job.id, "map", 333).await;
     assert_eq!(rows.len(), 2500);
-    assert!(rows.iter().enumerate().all(|(n, r)| r.index == 2 * n as u64));
+    assert!(rows
+        .iter()
+        .enumerate()
+        .all(|(n, r)| r.index == 2 * n as u64));
     assert!(rows.iter().all(|r| r.step == "map" && r.visit == 1));
     assert_eq!(rows[7], output("map", 14, 1, "first"));
     // One read never answers more than the maximum.
@@ -78,7 +83,10 @@ pub async fn item_outputs_are_fenced_paged_and_rewritten(b: &Backend) {
         .expect("capped read");
     assert_eq!(capped.len(), MAX_ITEM_OUTPUTS_PER_READ);
     // From an index between rows, and past the end.
-    let from = store.item_outputs(job.id, "map", 11, 2).await.expect("from");
+    let from = store
+        .item_outputs(job.id, "map", 11, 2)
+        .await
+        .expect("from");
     assert_eq!(from.iter().map(|r| r.index).collect::<Vec<_>>(), [12, 14]);
     assert!(store
         .item_outputs(job.id, "map", 5000, 10)
@@ -117,7 +125,10 @@ pub async fn item_outputs_are_fenced_paged_and_rewritten(b: &Backend) {
     let refused = store
         .checkpoint(
             stale,
-            checkpoint(vec![output("map", 14, 3, "stale"), output("map", 1, 3, "stale")]),
+            checkpoint(vec![
+                output("map", 14, 3, "stale"),
+                output("map", 1, 3, "stale"),
+            ]),
             3,
         )
         .await;
