@@ -314,6 +314,7 @@ fn bench_checkpoint(c: &mut Criterion, rt: &Runtime) {
                                 step: "leads".into(),
                                 state: bytes,
                                 compressed,
+                                items: Vec::new(),
                             };
                             let seq = store
                                 .checkpoint(fence, checkpoint, settings.max_checkpoints)

@@ -76,6 +76,7 @@ async fn checkpoint_writes(store: &Arc<dyn Store>) -> (Vec<Duration>, usize, usi
                     step: format!("step-{i}"),
                     state: bytes,
                     compressed,
+                    items: Vec::new(),
                 },
                 settings.max_checkpoints,
             )

@@ -399,6 +399,7 @@ async fn finished_job(api: &Api) -> String {
                 step: "s".into(),
                 state: b"{}".to_vec(),
                 compressed: false,
+                items: Vec::new(),
             },
             5,
         )

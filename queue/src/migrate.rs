@@ -108,6 +108,11 @@ pub const SQLITE: &[Migration] = &[
         name: "schedules",
         sql: include_str!("../../migrations/sqlite/0007_schedules.sql"),
     },
+    Migration {
+        version: 8,
+        name: "item_outputs",
+        sql: include_str!("../../migrations/sqlite/0008_item_outputs.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -156,6 +161,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 9,
         name: "schedules",
         sql: include_str!("../../migrations/postgres/0009_schedules.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "item_outputs",
+        sql: include_str!("../../migrations/postgres/0010_item_outputs.sql"),
     },
 ];
 

@@ -51,6 +51,31 @@ macro_rules! read_checkpoints {
     }};
 }
 
+/// The job's outputs of a map step from index `$from`, at most `$limit`
+/// (`sql/item_outputs.sql`).
+macro_rules! read_item_outputs {
+    ($pool:expr, $id:expr, $step:expr, $from:expr, $limit:expr) => {{
+        use sqlx::Row as _;
+        let rows = sqlx::query(include_str!("sql/item_outputs.sql"))
+            .bind($id)
+            .bind($step)
+            .bind(i64::try_from($from).unwrap_or(i64::MAX))
+            .bind(($limit).min($crate::store::MAX_ITEM_OUTPUTS_PER_READ) as i64)
+            .fetch_all($pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok($crate::store::ItemOutput {
+                    step: row.try_get("step")?,
+                    index: row.try_get::<i64, _>("idx")?.max(0) as u64,
+                    visit: row.try_get::<i64, _>("visit")?.max(0) as u64,
+                    output: row.try_get("output")?,
+                })
+            })
+            .collect::<$crate::store::StoreResult<Vec<_>>>()
+    }};
+}
+
 /// The job's events after `$after`, at most `$limit` (`sql/events.sql`).
 macro_rules! read_events {
     ($pool:expr, $id:expr, $after:expr, $limit:expr) => {{

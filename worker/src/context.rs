@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_queue::{Fence, Gate, GateStatus, Job, NewCheckpoint, NewGate, Store, StoreError};
+use drover_queue::{
+    Fence, Gate, GateStatus, ItemOutput, Job, NewCheckpoint, NewGate, NewItemOutput, Store,
+    StoreError,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -187,6 +190,16 @@ impl JobContext {
     /// Writes a checkpoint of `state` after `step` (fenced), zstd-compressed when large.
     /// Returns its seq.
     pub async fn checkpoint<S: Serialize>(&self, step: &str, state: &S) -> Result<i64, JobError> {
+        self.checkpoint_with_items(step, state, Vec::new()).await
+    }
+
+    /// Writes a checkpoint and, in the same transaction, map item outputs (fenced).
+    pub(crate) async fn checkpoint_with_items<S: Serialize>(
+        &self,
+        step: &str,
+        state: &S,
+        items: Vec<NewItemOutput>,
+    ) -> Result<i64, JobError> {
         let started = std::time::Instant::now();
         let (bytes, compressed) = encode_checkpoint(state, &self.settings)?;
         metrics::histogram!("drover_checkpoint_bytes").record(bytes.len() as f64);
@@ -196,6 +209,7 @@ impl JobContext {
                 step: step.to_string(),
                 state: bytes.clone(),
                 compressed,
+                items: items.clone(),
             };
             async move { store.checkpoint(fence, checkpoint, keep).await }
         })
@@ -204,6 +218,19 @@ impl JobContext {
             metrics::histogram!("drover_checkpoint_write_seconds")
                 .record(started.elapsed().as_secs_f64());
         })
+    }
+
+    /// The job's stored outputs of map step `step` from index `from`, in index order, at most
+    /// `limit` (see `RunLog::item_outputs`).
+    pub(crate) async fn item_outputs(
+        &self,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ItemOutput>, JobError> {
+        let id = self.job.id;
+        self.write(|store, _| async move { store.item_outputs(id, step, from, limit).await })
+            .await
     }
 
     /// The state of the newest checkpoint, when the job has one (a resumed run).

@@ -127,6 +127,37 @@ fn fanout(in_flight: Arc<AtomicUsize>, peak: Arc<AtomicUsize>) -> GraphKind<Tall
     GraphKind::new("fanout", graph, |_| Ok(Tally::default()))
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Collected {
+    order: Vec<u64>,
+}
+
+/// A map of 60 items (100 ms each, 3 at a time) whose outputs are kept by the fold (a
+/// checkpoint every 5 items).
+fn collector() -> GraphKind<Collected> {
+    let graph = Graph::new().map(
+        "collect",
+        MapStep::new(
+            |_: &Collected| (0..60).map(Value::from).collect(),
+            |ctx: StepContext, i, _item| async move {
+                ctx.sleep(Duration::from_millis(100)).await?;
+                Ok(json!({ "i": i, "pad": "x".repeat(200) }))
+            },
+        )
+        .concurrency(3)
+        .fold(|s: &mut Collected, i, out| {
+            assert_eq!(out["i"], json!(i), "the fold gets each item's own output");
+            s.order.push(i as u64)
+        }),
+    );
+    GraphKind::new("collector", graph, |_| Ok(Collected::default()))
+        .policy(|_| CheckpointPolicy {
+            every_items: Some(5),
+            ..CheckpointPolicy::default()
+        })
+        .result(|s: &Collected| json!({ "order": s.order }))
+}
+
 /// A slow step (no safe point), a panicking step, or a big state, by goal.
 fn trouble() -> GraphKind<Tally> {
     let graph = Graph::new()
@@ -150,7 +181,8 @@ fn registry() -> Registry {
     registry
         .register(routed())
         .register(stepper())
-        .register(trouble());
+        .register(trouble())
+        .register(collector());
     registry
 }
 
@@ -488,7 +520,63 @@ async fn checkpoints_follow_the_policy_and_compress(backend: Backend) {
     s.stop().await;
 }
 
+async fn map_outputs_are_stored_per_item_and_folded_in_index_order(backend: Backend) {
+    let s = setup(backend, registry(), options(2)).await;
+    let id = s.submit(NewJob::new("collector", "collect")).await;
+    eventually(Duration::from_secs(30), "a checkpoint mid-map", || async {
+        let cps = s.store.checkpoints(id).await.expect("checkpoints");
+        (!cps.is_empty()).then_some(())
+    })
+    .await;
+    s.store.pause(id).await.expect("pause");
+    s.until(id, "the job to pause", is(JobStatus::Paused)).await;
+    // The checkpoint holds the cursor and the small state; the outputs are rows.
+    let checkpoint = s
+        .store
+        .latest_checkpoint(id)
+        .await
+        .expect("cp")
+        .expect("one");
+    let saved: Value = serde_json::from_slice(&checkpoint.state).expect("json");
+    assert_eq!(
+        saved["state"]["order"],
+        json!([]),
+        "no outputs in the state"
+    );
+    assert!(checkpoint.size < 1_000, "{} B", checkpoint.size);
+    let rows = s
+        .store
+        .item_outputs(id, "collect", 0, 100)
+        .await
+        .expect("rows");
+    assert!(!rows.is_empty() && rows.len() < 60, "{} rows", rows.len());
+    assert!(rows.windows(2).all(|w| w[0].index < w[1].index));
+    for row in &rows {
+        let output: Value = serde_json::from_slice(&row.output).expect("output");
+        assert_eq!(output["i"], json!(row.index));
+    }
+    s.store.resume(id).await.expect("resume");
+    let job = s.finished(id).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    // Every output once, in index order, from the rows and the items after the pause.
+    assert_eq!(
+        job.result,
+        Some(json!({ "order": (0..60).collect::<Vec<u64>>() }))
+    );
+    // Retention deletes the rows with the job.
+    let zero = drover_queue::Retention {
+        completed: Duration::ZERO,
+        failed: Duration::ZERO,
+        cancelled: Duration::ZERO,
+    };
+    assert_eq!(s.store.prune(&zero, 10).await.expect("prune"), 1);
+    let left = s.store.item_outputs(id, "collect", 0, 100).await;
+    assert!(left.expect("rows").is_empty());
+    s.stop().await;
+}
+
 drover_queue::on_every_backend!(
+    map_outputs_are_stored_per_item_and_folded_in_index_order,
     pause_mid_map_then_resume_continues_from_the_checkpoint,
     cancel_queued_paused_and_running_jobs,
     transient_failure_resumes_without_repeating_effects,

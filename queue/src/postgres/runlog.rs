@@ -21,20 +21,60 @@ impl RunLog for PgStore {
         keep: usize,
     ) -> StoreResult<i64> {
         let size = checkpoint.state.len() as i64;
-        let seq: Option<i64> = sqlx::query_scalar(include_str!("sql/checkpoint.sql"))
+        let query = sqlx::query_scalar(include_str!("sql/checkpoint.sql"))
             .bind(fence.job)
             .bind(fence.epoch)
             .bind(&checkpoint.step)
             .bind(&checkpoint.state)
             .bind(checkpoint.compressed)
             .bind(keep.max(1) as i64)
-            .bind(size)
-            .fetch_optional(&self.pool)
-            .await?;
-        match seq {
-            Some(seq) => Ok(seq),
-            None => Err(self.refused(fence).await),
+            .bind(size);
+        if checkpoint.items.is_empty() {
+            let seq: Option<i64> = query.fetch_optional(&self.pool).await?;
+            return match seq {
+                Some(seq) => Ok(seq),
+                None => Err(self.refused(fence).await),
+            };
         }
+        // With item outputs: one transaction. The checkpoint's fenced UPDATE of the job row
+        // holds its lock until commit, so the outputs are written under the same fence.
+        let mut tx = self.pool.begin().await?;
+        let seq: Option<i64> = query.fetch_optional(&mut *tx).await?;
+        let Some(seq) = seq else {
+            drop(tx);
+            return Err(self.refused(fence).await);
+        };
+        let items = &checkpoint.items;
+        let steps: Vec<&str> = items.iter().map(|i| i.step.as_str()).collect();
+        let index: Vec<i64> = items
+            .iter()
+            .map(|i| i64::try_from(i.index).unwrap_or(i64::MAX))
+            .collect();
+        let visit: Vec<i64> = items
+            .iter()
+            .map(|i| i64::try_from(i.visit).unwrap_or(i64::MAX))
+            .collect();
+        let output: Vec<&[u8]> = items.iter().map(|i| i.output.as_slice()).collect();
+        sqlx::query(include_str!("sql/upsert_item_outputs.sql"))
+            .bind(fence.job)
+            .bind(&steps)
+            .bind(&index)
+            .bind(&visit)
+            .bind(&output)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn item_outputs(
+        &self,
+        id: JobId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<ItemOutput>> {
+        read_item_outputs!(&self.pool, id, step, from, limit)
     }
 
     async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>> {

@@ -18,6 +18,8 @@
 //! | `:events:<id>` | stream, ids `0-<seq>` | the event log of jobs stored before the list layout | as `eventlog`, for those jobs; prune |
 //! | `:cp:<id>` | hash seq → bytes | kept checkpoint states | checkpoint, prune |
 //! | `:cpmeta:<id>` | hash seq → `<step>\n<compressed>\n<at ms>` | kept checkpoints' metadata | checkpoint, prune |
+//! | `:items:<id>` | hash `<step>\n<index, 20 digits>` → `<visit>\n<output>` | map item outputs (a row per item) | checkpoint, prune |
+//! | `:itemidx:<id>` | zset, score 0 (read by lex), the `items` fields | item outputs in step and index order | checkpoint, prune |
 //! | `:effects:<id>` | hash key → JSON | recorded effects (first write wins) | effect, prune |
 //! | `:effmeta:<id>` | hash key → `<epoch>:<at ms>` | when and under which lease each was recorded | effect, prune |
 //! | `:art:<id>` | hash name → bytes | artifacts | artifact, prune |

@@ -301,6 +301,16 @@ impl RunLog for RedisStore {
         runlog::checkpoint(self, fence, checkpoint, keep).await
     }
 
+    async fn item_outputs(
+        &self,
+        id: JobId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<ItemOutput>> {
+        runlog::item_outputs(self, id, step, from, limit).await
+    }
+
     async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>> {
         Ok(runlog::checkpoints(self, id).await?.pop())
     }

@@ -72,7 +72,16 @@ pub(super) async fn checkpoint(
             },
             keep.max(1).to_string().into_bytes(),
             store.channel("events").into_bytes(),
-        ],
+        ]
+        .into_iter()
+        .chain(checkpoint.items.into_iter().flat_map(|item| {
+            [
+                item_member(&item.step, item.index).into_bytes(),
+                item.visit.to_string().into_bytes(),
+                item.output,
+            ]
+        }))
+        .collect(),
     )
     .await?;
     store.notifier.publish(Signal::Event {
@@ -84,6 +93,67 @@ pub(super) async fn checkpoint(
         .and_then(as_str)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| StoreError::Backend("checkpoint reply".into()))
+}
+
+/// An item output's field in `:items:<id>` and member of `:itemidx:<id>`: the index is
+/// zero-padded so that the lex order of a step's members is index order.
+fn item_member(step: &str, index: u64) -> String {
+    format!("{step}\n{index:020}")
+}
+
+pub(super) async fn item_outputs(
+    store: &RedisStore,
+    id: JobId,
+    step: &str,
+    from: u64,
+    limit: usize,
+) -> StoreResult<Vec<ItemOutput>> {
+    let Some(base) = store.known_base(id).await? else {
+        return Ok(Vec::new());
+    };
+    let limit = limit.min(MAX_ITEM_OUTPUTS_PER_READ);
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let members: Vec<String> = redis::cmd("ZRANGEBYLEX")
+        .arg(format!("{base}:itemidx:{id}"))
+        .arg(format!("[{}", item_member(step, from)))
+        .arg(format!("[{}", item_member(step, u64::MAX)))
+        .arg("LIMIT")
+        .arg(0)
+        .arg(limit)
+        .query_async(&mut store.conn())
+        .await?;
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+        .arg(format!("{base}:items:{id}"))
+        .arg(&members)
+        .query_async(&mut store.conn())
+        .await?;
+    let mut outputs = Vec::with_capacity(members.len());
+    for (member, row) in members.iter().zip(rows) {
+        // A member without its row was pruned between the two reads.
+        let Some(row) = row else { continue };
+        let bad = || StoreError::Backend(format!("item output `{member}` is malformed"));
+        let index = member
+            .rsplit_once('\n')
+            .and_then(|(_, i)| i.parse().ok())
+            .ok_or_else(bad)?;
+        let cut = row.iter().position(|b| *b == b'\n').ok_or_else(bad)?;
+        let visit = std::str::from_utf8(&row[..cut])
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(bad)?;
+        outputs.push(ItemOutput {
+            step: step.to_string(),
+            index,
+            visit,
+            output: row[cut + 1..].to_vec(),
+        });
+    }
+    Ok(outputs)
 }
 
 pub(super) async fn append_event(

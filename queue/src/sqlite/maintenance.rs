@@ -9,9 +9,10 @@ use crate::notifier::Signal;
 use crate::store::*;
 
 /// What pruning a job deletes, in order: its run log first, the job last.
-const PRUNE: [&str; 6] = [
+const PRUNE: [&str; 7] = [
     include_str!("sql/delete_job_events.sql"),
     include_str!("sql/delete_checkpoints.sql"),
+    include_str!("sql/delete_item_outputs.sql"),
     include_str!("sql/delete_effects.sql"),
     include_str!("sql/delete_artifacts.sql"),
     include_str!("sql/delete_gates.sql"),

@@ -35,6 +35,16 @@ impl RunLog for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        for item in &checkpoint.items {
+            sqlx::query(include_str!("sql/upsert_item_output.sql"))
+                .bind(fence.job)
+                .bind(&item.step)
+                .bind(i64::try_from(item.index).unwrap_or(i64::MAX))
+                .bind(i64::try_from(item.visit).unwrap_or(i64::MAX))
+                .bind(&item.output)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(include_str!("sql/drop_old_checkpoints.sql"))
             .bind(fence.job)
             .bind(seq - keep.max(1) as i64)
@@ -45,6 +55,16 @@ impl RunLog for SqliteStore {
         tx.commit().await?;
         self.announce(fence.job, event);
         Ok(seq)
+    }
+
+    async fn item_outputs(
+        &self,
+        id: JobId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<ItemOutput>> {
+        read_item_outputs!(&self.reader, id, step, from, limit)
     }
 
     async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>> {

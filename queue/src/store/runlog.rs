@@ -15,7 +15,31 @@ pub struct NewCheckpoint {
     pub state: Vec<u8>,
     /// The state is zstd-compressed.
     pub compressed: bool,
+    /// Map item outputs written in the same transaction (script) as the checkpoint, so a
+    /// row exists for an item exactly when the checkpoint's done ranges say it ran.
+    /// Rewriting an item's row replaces it.
+    pub items: Vec<NewItemOutput>,
 }
+
+/// A map item's output to store with a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItemOutput {
+    /// The map step.
+    pub step: String,
+    /// The item's index in the map's items.
+    pub index: u64,
+    /// Which run of the step wrote it: the graph's steps done when the map started, so a
+    /// step that runs again (a loop) never reads the outputs of its earlier run.
+    pub visit: u64,
+    /// The output, as JSON bytes.
+    pub output: Vec<u8>,
+}
+
+/// A stored map item output.
+pub type ItemOutput = NewItemOutput;
+
+/// The most item outputs one [`RunLog::item_outputs`] call answers.
+pub const MAX_ITEM_OUTPUTS_PER_READ: usize = 1_000;
 
 /// A stored checkpoint.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -94,6 +118,17 @@ pub trait RunLog: Send + Sync {
         checkpoint: NewCheckpoint,
         keep: usize,
     ) -> StoreResult<i64>;
+
+    /// The job's stored outputs of map step `step` with index >= `from`, in index order, at
+    /// most `limit` and never more than [`MAX_ITEM_OUTPUTS_PER_READ`]: page on with the last
+    /// index + 1. Items skipped after failing have no output.
+    async fn item_outputs(
+        &self,
+        id: JobId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<ItemOutput>>;
 
     /// The newest checkpoint, if any.
     async fn latest_checkpoint(&self, id: JobId) -> StoreResult<Option<Checkpoint>>;

@@ -57,6 +57,8 @@ conformance!(
     full_queues_refuse_enqueues,
     paused_queues_are_not_leased,
     checkpoints_keep_the_newest,
+    item_outputs_are_fenced_paged_and_rewritten,
+    item_outputs_are_deleted_with_the_job,
     event_log_is_sequenced_without_gaps,
     list_filters_and_pages_newest_first,
     one_leader_at_a_time,

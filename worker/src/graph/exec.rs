@@ -19,6 +19,7 @@ use super::{
 use crate::context::{Interrupt, JobContext};
 use crate::kind::JobError;
 use crate::retry::retry_delay;
+use drover_queue::NewItemOutput;
 
 /// Where a run is: the next step to run, how many ran, and the parts of the step under way
 /// that are done (a map's items, a fan-out's branches).
@@ -142,7 +143,12 @@ pub(crate) struct Execution<S> {
     steps_since: u64,
     items_since: u64,
     checkpointed_at: Instant,
+    /// Map item outputs since the last checkpoint, written with the next one.
+    pending: Vec<NewItemOutput>,
 }
+
+/// Item outputs read from the store per page when a map's fold runs.
+const OUTPUT_PAGE: usize = 500;
 
 impl<S: GraphState> Execution<S> {
     /// Loads the newest checkpoint (or builds the initial state) and the effect ledger.
@@ -206,6 +212,7 @@ impl<S: GraphState> Execution<S> {
             steps_since: 0,
             items_since: 0,
             checkpointed_at: Instant::now(),
+            pending: Vec::new(),
         };
         if resumed {
             let message = format!(
@@ -441,7 +448,24 @@ impl<S: GraphState> Execution<S> {
             };
             match result {
                 Ok(output) => {
-                    (map.fold)(&mut self.state, i, output);
+                    if map.fold_as_completed {
+                        (map.fold)(&mut self.state, i, output);
+                    } else {
+                        match serde_json::to_vec(&output) {
+                            Ok(bytes) => self.pending.push(NewItemOutput {
+                                step: step.to_string(),
+                                index: i as u64,
+                                visit: self.cursor.steps_done,
+                                output: bytes,
+                            }),
+                            Err(err) => {
+                                failure.get_or_insert(JobError::Permanent(format!(
+                                    "map step `{step}`: item {i}'s output does not serialise: {err}"
+                                )));
+                                continue;
+                            }
+                        }
+                    }
                     done.insert(i);
                     self.items_since += 1;
                     self.cursor.map_done = Some(done.clone());
@@ -503,6 +527,64 @@ impl<S: GraphState> Execution<S> {
         if waiting {
             return Err(JobError::Wait);
         }
+        if !map.fold_as_completed {
+            self.fold_outputs(step, map, total).await?;
+        }
+        Ok(())
+    }
+
+    /// Folds the map's outputs in index order: the stored ones (this run of the step only)
+    /// a page at a time, merged with those not yet checkpointed.
+    async fn fold_outputs(
+        &mut self,
+        step: &'static str,
+        map: &MapStep<S>,
+        total: usize,
+    ) -> Result<(), JobError> {
+        let visit = self.cursor.steps_done;
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by_key(|p| p.index);
+        let mut pending = pending.into_iter().peekable();
+        let decode = |row: NewItemOutput| -> Result<(usize, Value), JobError> {
+            let value = serde_json::from_slice(&row.output).map_err(|e| {
+                JobError::Permanent(format!(
+                    "map step `{step}`: item {}'s stored output does not parse: {e}",
+                    row.index
+                ))
+            })?;
+            Ok((row.index as usize, value))
+        };
+        let mut from = 0;
+        loop {
+            let page = self.ctx.item_outputs(step, from, OUTPUT_PAGE).await?;
+            let full = page.len() == OUTPUT_PAGE;
+            let Some(last) = page.last().map(|r| r.index) else {
+                break;
+            };
+            for row in page {
+                if row.visit != visit || row.index >= total as u64 {
+                    continue;
+                }
+                while let Some(p) = pending.next_if(|p| p.index < row.index) {
+                    let (i, value) = decode(p)?;
+                    (map.fold)(&mut self.state, i, value);
+                }
+                // An output not yet checkpointed is the newer one.
+                if pending.peek().is_some_and(|p| p.index == row.index) {
+                    continue;
+                }
+                let (i, value) = decode(row)?;
+                (map.fold)(&mut self.state, i, value);
+            }
+            if !full {
+                break;
+            }
+            from = last + 1;
+        }
+        for p in pending {
+            let (i, value) = decode(p)?;
+            (map.fold)(&mut self.state, i, value);
+        }
         Ok(())
     }
 
@@ -539,7 +621,8 @@ impl<S: GraphState> Execution<S> {
             state: &self.state,
             cursor: &self.cursor,
         };
-        self.ctx.checkpoint(&step, &saved).await?;
+        let items = std::mem::take(&mut self.pending);
+        self.ctx.checkpoint_with_items(&step, &saved, items).await?;
         self.steps_since = 0;
         self.items_since = 0;
         self.checkpointed_at = Instant::now();

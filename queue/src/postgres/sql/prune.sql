@@ -6,6 +6,7 @@ WITH doomed AS (
   LIMIT $4 FOR UPDATE SKIP LOCKED),
 e AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM doomed)),
 c AS (DELETE FROM checkpoints WHERE job_id IN (SELECT id FROM doomed)),
+o AS (DELETE FROM item_outputs WHERE job_id IN (SELECT id FROM doomed)),
 f AS (DELETE FROM effects WHERE job_id IN (SELECT id FROM doomed)),
 a AS (DELETE FROM artifacts WHERE job_id IN (SELECT id FROM doomed)),
 g AS (DELETE FROM gates WHERE job_id IN (SELECT id FROM doomed))

@@ -15,7 +15,7 @@ for s, status in ipairs({ 'completed', 'failed', 'cancelled' }) do
         redis.call('ZREM', base .. ':' .. index, member)
       end
     end
-    for _, part in ipairs({ 'gates', 'job', 'events', 'eventlog', 'cp', 'cpmeta', 'effects', 'effmeta', 'art', 'artmeta', 'artlist' }) do
+    for _, part in ipairs({ 'gates', 'job', 'events', 'eventlog', 'cp', 'cpmeta', 'items', 'itemidx', 'effects', 'effmeta', 'art', 'artmeta', 'artlist' }) do
       redis.call('DEL', base .. ':' .. part .. ':' .. id)
     end
     redis.call('ZREM', base .. ':finished:' .. status, id)

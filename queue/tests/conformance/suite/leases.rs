@@ -180,6 +180,7 @@ pub async fn stale_epochs_are_fenced(b: &Backend) {
         step: step.into(),
         state: b"{\"item\":1}".to_vec(),
         compressed: false,
+        items: Vec::new(),
     };
     store
         .checkpoint(first.fence(), checkpoint("a"), 5)

@@ -131,6 +131,7 @@ pub async fn finished_jobs_are_pruned_after_their_retention(b: &Backend) {
                         step: "s".into(),
                         state: vec![1],
                         compressed: false,
+                        items: Vec::new(),
                     },
                     5,
                 )

@@ -1,8 +1,9 @@
 //! The store conformance suite: every backend must pass every test here. One file per
 //! concern, like the `Store` traits: enqueue, leases, transitions, run log, maintenance,
-//! waiting (gates and snooze).
+//! waiting (gates and snooze), map item outputs.
 
 mod enqueue;
+mod item_outputs;
 mod leases;
 mod maintenance;
 mod runlog;
@@ -11,6 +12,7 @@ mod transitions;
 mod waiting;
 
 pub use enqueue::*;
+pub use item_outputs::*;
 pub use leases::*;
 pub use maintenance::*;
 pub use runlog::*;

@@ -25,6 +25,7 @@ pub async fn checkpoints_keep_the_newest(b: &Backend) {
                     step: format!("step-{i}"),
                     state: vec![i; 100 * i as usize],
                     compressed: i % 2 == 0,
+                    items: Vec::new(),
                 },
                 3,
             )

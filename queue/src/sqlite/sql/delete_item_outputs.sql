@@ -1,0 +1,1 @@
+DELETE FROM item_outputs WHERE job_id = ?
