@@ -17,25 +17,40 @@ use crate::client::ApiClient;
 pub enum ScheduleCommand {
     /// Every schedule, with its next run and counters.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// One schedule with its next and last 10 runs.
     Show {
+        /// The schedule's id.
         id: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Create a schedule from flags or a JSON file (`--replace` updates one that exists).
     Create(Box<CreateArgs>),
     /// No tick fires until it is resumed.
-    Pause { id: String },
+    Pause {
+        /// The schedule's id.
+        id: String,
+    },
     /// Ticks that fell while it was paused do not run.
-    Resume { id: String },
+    Resume {
+        /// The schedule's id.
+        id: String,
+    },
     /// One run now, through the schedule's overlap policy.
-    Trigger { id: String },
+    Trigger {
+        /// The schedule's id.
+        id: String,
+    },
     /// Delete a schedule; the jobs it enqueued stay.
-    Delete { id: String },
+    Delete {
+        /// The schedule's id.
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -44,6 +59,7 @@ pub struct CreateArgs {
     /// override its fields.
     #[arg(long, value_name = "FILE")]
     file: Option<std::path::PathBuf>,
+    /// The schedule's id (letters, digits, `.`, `_`, `-`, `:`).
     #[arg(long)]
     id: Option<String>,
     /// A cron expression: 5 fields, or 6 with seconds first.
@@ -58,13 +74,16 @@ pub struct CreateArgs {
     /// The job's kind.
     #[arg(long)]
     kind: Option<String>,
+    /// The job's goal.
     #[arg(long)]
     goal: Option<String>,
     /// The job's config, as JSON.
     #[arg(long, value_name = "JSON")]
     config: Option<String>,
+    /// The job's priority: high, normal (default) or low.
     #[arg(long)]
     priority: Option<String>,
+    /// The job's queue (default `default`).
     #[arg(long)]
     queue: Option<String>,
     /// skip (default), buffer_one, allow_all or cancel_other.
@@ -88,6 +107,7 @@ pub struct CreateArgs {
     /// Replace the schedule with this id if it exists.
     #[arg(long)]
     replace: bool,
+    /// Print the created schedule as JSON.
     #[arg(long)]
     json: bool,
 }
