@@ -124,10 +124,6 @@ pub fn config_schema() -> Value {
             "checkpoint_every": count(1, u64::MAX),
             "fail_transient_at": item,
             "fail_permanent_at": item,
-            "gate_at": item,
-            "gate_deadline_s": count(1, 30 * 24 * 3600),
-            "snooze_at": item,
-            "snooze_s": count(0, 24 * 3600),
             "effect_url": {
                 "type": ["string", "null"],
                 "pattern": EFFECT_URL_PATTERN,
