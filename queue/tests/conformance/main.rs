@@ -82,6 +82,15 @@ conformance!(
     missed_ticks_catch_up_inside_the_window_only,
     overlap_policies_hold_back_skip_or_cancel,
     a_changed_template_does_not_conflict_with_a_fired_tick,
+    rate_limits_are_written_by_compare_and_set,
+    concurrent_takers_share_one_budget_per_window,
+    a_spent_budget_waits_until_the_reset,
+    observations_fold_in_any_order,
+    rate_limits_of_resources_are_independent,
+    suppressions_are_kept_once_and_paged_by_address,
+    batched_lookups_take_any_number_of_addresses,
+    contacts_keep_the_latest,
+    suppressions_take_normalised_addresses,
 );
 
 /// PostgreSQL only: a migration marked `-- drover:no-transaction` runs outside a
