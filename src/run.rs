@@ -174,6 +174,7 @@ fn api_config(
         allowed_hosts: api.allowed_hosts.clone(),
         request_timeout: api.request_timeout,
         max_sse_streams: api.max_sse_streams as usize,
+        secret_key: settings.config.secrets.key()?,
         ..drover_api::ApiConfig::default()
     };
     Ok((addr, config))

@@ -13,7 +13,8 @@
 //!   send `Sec-Fetch-Site`, which must be `same-origin` (or `none`: typed by the user);
 //!   without it, `Origin`, when present, must be this server. A page on another port of
 //!   127.0.0.1 is `same-site`, and refused too. Clients that send neither (the CLI, curl)
-//!   pass; the token, when set, is their gate.
+//!   pass; the token, when set, is their gate. The unsubscribe routes (`/u/{token}`) are
+//!   exempt: their one-click POST comes from mail providers.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -47,10 +48,19 @@ pub async fn guard(
     if !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
+    ) && !is_unsubscribe(request.uri().path())
+    {
         cross_site_check(request.headers(), host, &config.allowed_hosts)?;
     }
     Ok(next.run(request).await)
+}
+
+/// `/u/{token}`: the one-click unsubscribe POST (RFC 8058) comes from the recipient's mail
+/// provider, cross-site by nature. It needs no cross-site check: it only suppresses the
+/// address its token names, which is what anyone holding the link may do.
+fn is_unsubscribe(path: &str) -> bool {
+    path.strip_prefix("/u/")
+        .is_some_and(|token| !token.is_empty() && !token.contains('/'))
 }
 
 /// A header's value as text; a value that is not visible ASCII is refused, naming it.

@@ -17,6 +17,7 @@ pub mod postgres;
 mod queue_stats;
 pub mod redis_store;
 pub mod schedule;
+pub mod secret;
 pub mod sqlite;
 pub mod status;
 pub mod store;

@@ -35,7 +35,7 @@ const ENV_SEPARATOR: &str = "__";
 
 /// Keys whose environment value is taken verbatim rather than parsed as YAML, so that a
 /// token like `0123` or `yes` stays the string it was written as.
-const VERBATIM_ENV_KEYS: &[&str] = &["queue.url", "api.bind", "api.token"];
+const VERBATIM_ENV_KEYS: &[&str] = &["queue.url", "api.bind", "api.token", "secrets.key"];
 
 /// Keys holding lists, which the environment may also give comma-separated
 /// (`DROVER_WORKERS__QUEUES=default,emails`) besides YAML flow style (`[default, emails]`).
@@ -107,6 +107,8 @@ pub struct Config {
     pub retention: Retention,
     /// The HTTP API.
     pub api: Api,
+    /// The key unsubscribe tokens are made under.
+    pub secrets: Secrets,
 }
 
 impl Config {
@@ -368,10 +370,66 @@ impl Default for Api {
     }
 }
 
+/// The `secrets` section: the 32-byte key (base64) that unsubscribe tokens are made under,
+/// from `key_file` or from `key` (meant for `DROVER_SECRETS__KEY`). Its `Debug` shows
+/// whether a key is set, never the key.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Secrets {
+    /// A file holding the key, base64 (`openssl rand -base64 32 > key`). Default none.
+    pub key_file: Option<PathBuf>,
+    /// The key itself, base64; set it through `DROVER_SECRETS__KEY` rather than in a
+    /// file that others read. Default none.
+    pub key: Option<String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("key_file", &self.key_file)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Secrets {
+    /// The key, read and decoded: `None` when neither `key` nor `key_file` is set. An
+    /// unreadable file, text that is not base64 of 32 bytes, or both keys set are refused
+    /// naming the key (never showing its value).
+    pub fn key(&self) -> Result<Option<drover_queue::secret::SecretKey>, ConfigError> {
+        use drover_queue::secret::SecretKey;
+        match (&self.key, &self.key_file) {
+            (Some(_), Some(_)) => Err(invalid(
+                "secrets.key",
+                "set either `secrets.key` (DROVER_SECRETS__KEY) or `secrets.key_file`, not both",
+            )),
+            (Some(key), None) => SecretKey::from_base64(key)
+                .map(Some)
+                .map_err(|why| invalid("secrets.key", format!("(or DROVER_SECRETS__KEY): {why}"))),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    invalid(
+                        "secrets.key_file",
+                        format!("cannot read `{}`: {err}", path.display()),
+                    )
+                })?;
+                SecretKey::from_base64(&text).map(Some).map_err(|why| {
+                    invalid(
+                        "secrets.key_file",
+                        format!("the key in `{}`: {why}", path.display()),
+                    )
+                })
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 impl Config {
     /// Checks what types alone cannot: `workers.pool_size >= 1`,
     /// `workers.heartbeat_interval < workers.lease_ttl`, `queue.priority_levels == 3`,
-    /// `persistence.max_checkpoints >= 1` and a `queue.url` scheme drover has a store for.
+    /// `persistence.max_checkpoints >= 1`, a `queue.url` scheme drover has a store for,
+    /// and a `secrets` key that reads and decodes to 32 bytes.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers.pool_size == 0 {
             return Err(invalid("workers.pool_size", "must be at least 1"));
@@ -406,6 +464,7 @@ impl Config {
         if self.api.request_timeout.is_zero() {
             return Err(invalid("api.request_timeout", "must be longer than 0s"));
         }
+        self.secrets.key()?;
         let url = &self.queue.url;
         if !STORE_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
             // Name only the scheme: the rest of a store URL may hold a password.

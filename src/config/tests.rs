@@ -277,3 +277,74 @@ fn debug_output_never_shows_a_store_password() {
         "{shown}"
     );
 }
+
+/// 32 bytes of 0x2a, base64.
+const KEY_B64: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+#[test]
+fn the_secrets_key_comes_from_the_environment_or_a_file() {
+    let config = load("", &[("DROVER_SECRETS__KEY", KEY_B64)]).expect("loads");
+    let key = config.secrets.key().expect("decodes").expect("a key");
+    assert_eq!(key.bytes(), &[0x2a; 32]);
+
+    let key_file = file(&format!("{KEY_B64}\n"));
+    let config = load(
+        &format!("secrets:\n  key_file: {}\n", key_file.path().display()),
+        &[],
+    )
+    .expect("loads");
+    let key = config.secrets.key().expect("reads").expect("a key");
+    assert_eq!(key.bytes(), &[0x2a; 32]);
+
+    assert_eq!(
+        load("", &[]).expect("loads").secrets.key().expect("none"),
+        None
+    );
+}
+
+#[test]
+fn a_wrong_secrets_key_is_refused_naming_it() {
+    // 16 bytes, not 32.
+    let (key, message) = invalid_key(load(
+        "",
+        &[("DROVER_SECRETS__KEY", "AAAAAAAAAAAAAAAAAAAAAA==")],
+    ));
+    assert_eq!(key, "secrets.key");
+    assert!(message.contains("32 bytes"), "{message}");
+    assert!(message.contains("DROVER_SECRETS__KEY"), "{message}");
+    let (key, message) = invalid_key(load("", &[("DROVER_SECRETS__KEY", "not*base64")]));
+    assert_eq!(key, "secrets.key");
+    assert!(
+        !message.contains("not*base64"),
+        "the value is not repeated: {message}"
+    );
+
+    let short = file("c2hvcnQ=\n");
+    let (key, _) = invalid_key(load(
+        &format!("secrets:\n  key_file: {}\n", short.path().display()),
+        &[],
+    ));
+    assert_eq!(key, "secrets.key_file");
+    let (key, message) = invalid_key(load("secrets:\n  key_file: /nonexistent/drover.key\n", &[]));
+    assert_eq!(key, "secrets.key_file");
+    assert!(message.contains("/nonexistent/drover.key"), "{message}");
+
+    let both = file(KEY_B64);
+    let (key, message) = invalid_key(load(
+        &format!("secrets:\n  key_file: {}\n", both.path().display()),
+        &[("DROVER_SECRETS__KEY", KEY_B64)],
+    ));
+    assert_eq!(key, "secrets.key");
+    assert!(message.contains("not both"), "{message}");
+}
+
+#[test]
+fn debug_output_never_shows_the_secrets_key() {
+    let config = load("", &[("DROVER_SECRETS__KEY", KEY_B64)]).expect("loads");
+    let shown = format!("{config:?} {:?}", config.secrets.key());
+    assert!(
+        !shown.contains(KEY_B64) && !shown.contains("KioqKio"),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
