@@ -422,6 +422,8 @@ type InitFn<S> = Arc<dyn Fn(&Job) -> Result<S, JobError> + Send + Sync>;
 type PolicyFn = Arc<dyn Fn(&Job) -> CheckpointPolicy + Send + Sync>;
 type ResultFn<S> = Arc<dyn Fn(&S) -> Result<Value, JobError> + Send + Sync>;
 type ValidateFn = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+type ValidateJobFn =
+    Arc<dyn Fn(&str, &Value) -> Result<(), drover_queue::job::InvalidJob> + Send + Sync>;
 
 /// A job kind made of a graph.
 pub struct GraphKind<S> {
@@ -431,6 +433,7 @@ pub struct GraphKind<S> {
     policy: PolicyFn,
     result: ResultFn<S>,
     validate: Option<ValidateFn>,
+    validate_job: Option<ValidateJobFn>,
     max_attempts: Option<u32>,
     migrations: HashMap<u32, MigrateFn>,
 }
@@ -457,6 +460,7 @@ impl<S: GraphState> GraphKind<S> {
                 })
             }),
             validate: None,
+            validate_job: None,
             max_attempts: None,
             migrations: HashMap::new(),
         }
@@ -498,6 +502,19 @@ impl<S: GraphState> GraphKind<S> {
         self
     }
 
+    /// Checks a job's goal and config together at submission (see `Kind::validate_job`);
+    /// replaces [`GraphKind::validate`] when both are given.
+    pub fn validate_job(
+        mut self,
+        validate: impl Fn(&str, &Value) -> Result<(), drover_queue::job::InvalidJob>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.validate_job = Some(Arc::new(validate));
+        self
+    }
+
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n);
         self
@@ -512,6 +529,22 @@ impl<S: GraphState> Kind for GraphKind<S> {
 
     fn max_attempts(&self) -> Option<u32> {
         self.max_attempts
+    }
+
+    fn validate_job(
+        &self,
+        goal: &str,
+        config: &Value,
+    ) -> Result<(), drover_queue::job::InvalidJob> {
+        match &self.validate_job {
+            Some(validate) => validate(goal, config),
+            None => self
+                .validate(config)
+                .map_err(|message| drover_queue::job::InvalidJob {
+                    field: "config",
+                    message,
+                }),
+        }
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {
