@@ -130,13 +130,18 @@ pub struct TestKindsArg {
 }
 
 impl TestKindsArg {
-    fn registry(self) -> Registry {
-        if self.enable_test_kinds {
-            Registry::with_test_kinds()
-        } else {
-            Registry::production()
-        }
+    fn registry(self, settings: &Settings) -> anyhow::Result<Registry> {
+        settings.registry(self.enable_test_kinds)
     }
+}
+
+/// Every kind drover has, for checking a job on the client side (`drover submit`): the
+/// server (or, on the store, the worker) decides what it runs.
+pub(crate) fn every_kind() -> Registry {
+    let mut registry = Registry::with_test_kinds();
+    // The default settings always make clients: no transport, the public GitHub.
+    let _ = drover_workloads::register(&mut registry, &drover_workloads::Settings::default());
+    registry
 }
 
 #[derive(Args)]
@@ -355,9 +360,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let listen = Some(&args.listen);
+            let settings = settings()?;
             run::serve(
-                &settings()?,
-                args.kinds.registry(),
+                &settings,
+                args.kinds.registry(&settings)?,
                 Some(&args.pool),
                 listen,
                 None,
@@ -365,9 +371,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Api(args) => {
+            let settings = settings()?;
             run::serve(
-                &settings()?,
-                args.kinds.registry(),
+                &settings,
+                args.kinds.registry(&settings)?,
                 None,
                 Some(&args.listen),
                 None,
@@ -375,9 +382,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Worker(args) => {
+            let settings = settings()?;
             run::serve(
-                &settings()?,
-                args.kinds.registry(),
+                &settings,
+                args.kinds.registry(&settings)?,
                 Some(&args.pool),
                 None,
                 args.bind.as_deref(),
@@ -406,7 +414,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit(args) => {
             // Checked against every kind drover has, test kinds included: the server (or,
             // on the store, the worker) decides what it runs.
-            let job = new_job(&Registry::with_test_kinds(), &args)?;
+            let job = new_job(&every_kind(), &args)?;
             match args.client.client()? {
                 Some(client) => submit_api(&client, job, &args).await,
                 None => submit(&*settings()?.open_store().await?, job, &args).await,
@@ -429,7 +437,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(client) => jobs::run_queues_api(&client, args.command).await,
             None => jobs::run_queues(&*settings()?.open_store().await?, args.command).await,
         },
-        Command::Demo(args) => demo(settings()?, Registry::with_test_kinds(), args).await,
+        Command::Demo(args) => {
+            let settings = settings()?;
+            let registry = settings.registry(true)?;
+            demo(settings, registry, args).await
+        }
         Command::Bench(args) => bench::run(settings()?.open_store().await?, args).await,
     }
 }
