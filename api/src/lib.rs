@@ -37,6 +37,7 @@ use drover_worker::Registry;
 
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
+pub use origin::url_host;
 pub use sse::EventHub;
 pub use worker_ops::WorkerEndpoints;
 

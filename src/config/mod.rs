@@ -551,9 +551,12 @@ impl Secrets {
                 "secrets.key",
                 "set either `secrets.key` (DROVER_SECRETS__KEY) or `secrets.key_file`, not both",
             )),
-            (Some(key), None) => SecretKey::from_base64(key)
-                .map(Some)
-                .map_err(|why| invalid("secrets.key", format!("(or DROVER_SECRETS__KEY): {why}"))),
+            (Some(key), None) => SecretKey::from_base64(key).map(Some).map_err(|why| {
+                invalid(
+                    "secrets.key",
+                    format!("{why} (set in the config file or by DROVER_SECRETS__KEY)"),
+                )
+            }),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|err| {
                     invalid(
