@@ -664,6 +664,12 @@ impl Config {
         }
         if let Some(url) = &self.mail.public_url {
             http_url("mail.public_url", url)?;
+            if drover_api::url_host(url).is_none() {
+                return Err(invalid(
+                    "mail.public_url",
+                    "must name a host (https://drover.example.com)",
+                ));
+            }
         }
         if let Some(url) = &self.mail.smtp_url {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
