@@ -373,7 +373,19 @@ fn constrain_new_job(doc: &mut Value, registry: &Registry) {
             let mut variant = base.clone();
             variant["title"] = json!(format!("NewJob ({name})"));
             variant["properties"]["kind"] = json!({ "type": "string", "const": name });
-            variant["properties"]["config"] = config_schema(registry, name);
+            let config = config_schema(registry, name);
+            // A kind whose config has required keys needs the config itself.
+            let needs_config = config
+                .get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            variant["properties"]["config"] = config;
+            if needs_config {
+                match variant["required"].as_array_mut() {
+                    Some(required) => required.push(json!("config")),
+                    None => variant["required"] = json!(["kind", "goal", "config"]),
+                }
+            }
             variant
         })
         .collect();

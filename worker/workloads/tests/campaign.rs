@@ -67,7 +67,11 @@ fn registry(settings: &Settings) -> Registry {
 }
 
 async fn finished(store: &Arc<dyn Store>, id: JobId) -> drover_queue::Job {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    finished_within(store, id, Duration::from_secs(120)).await
+}
+
+async fn finished_within(store: &Arc<dyn Store>, id: JobId, within: Duration) -> drover_queue::Job {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let job = store.get(id).await.expect("get");
         if job.status.is_terminal() {
@@ -296,3 +300,76 @@ on_every_store!(
     every_lead_with_an_address_gets_one_message,
     drafts_are_written_by_the_llm_and_nothing_is_sent,
 );
+
+/// SPEC §7.2's scale in one job: 10,000 leads, drafted, on every store.
+async fn ten_thousand_leads_complete_in_one_job(backend: Backend) {
+    let sandbox = Sandbox::start(SandboxConfig {
+        world: WorldConfig {
+            seed: 11,
+            repos: 24_000,
+            users: 60_000,
+            now: chrono::Utc::now(),
+        },
+        github: drover_sandbox::GithubConfig {
+            core_limit: 10_000_000,
+            search_limit: 100_000,
+            ..drover_sandbox::GithubConfig::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let settings = settings(&sandbox, TransportKind::None, false);
+    let store = backend.open().await;
+    let worker = drover_worker::start(store.clone(), registry(&settings), options());
+    let job = NewJob::new("campaign", "10k maintainers").config(json!({
+        "languages": ["Python", "Rust", "Go", "JavaScript", "TypeScript"],
+        "count": 10_000,
+        "max_repos": 12_000,
+        "min_stars": 0,
+        "activity_days": 400,
+        "maintainers_per_repo": 2,
+        "concurrency": 16,
+    }));
+    let id = store
+        .enqueue(registry(&settings).prepare(job).expect("valid"))
+        .await
+        .expect("enqueue")
+        .job()
+        .id;
+    let done = finished_within(&store, id, Duration::from_secs(600)).await;
+    assert_eq!(done.status, JobStatus::Completed, "{:?}", done.error);
+    let result = done.result.clone().expect("result");
+    assert_eq!(result["leads"], 10_000, "{result}");
+    let rows = report(&store, id).await;
+    assert_eq!(rows.len(), 10_000);
+    let logins: std::collections::HashSet<&str> =
+        rows.iter().map(|r| r["login"].as_str()).collect();
+    assert_eq!(logins.len(), 10_000, "no lead twice");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["send_status"] == "drafted")
+            .count() as u64,
+        result["drafted"].as_u64().unwrap()
+    );
+    assert_eq!(sandbox.stats().over_budget, 0);
+    worker.shutdown();
+    worker.wait().await;
+    backend.cleanup().await;
+}
+
+mod scale {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_ten_thousand_leads() {
+        ten_thousand_leads_complete_in_one_job(Backend::sqlite()).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_ten_thousand_leads() {
+        ten_thousand_leads_complete_in_one_job(Backend::postgres()).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_ten_thousand_leads() {
+        ten_thousand_leads_complete_in_one_job(Backend::redis()).await
+    }
+}

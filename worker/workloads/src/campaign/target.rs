@@ -47,6 +47,8 @@ const TOPICS: &[(&str, &str)] = &[
 pub const MAX_COUNT: u64 = 100_000;
 /// The longest activity window: what GitHub's `pushed:` search can usefully slice.
 pub const MAX_ACTIVITY_DAYS: u64 = 3650;
+/// The longest a contact keeps an address from other campaigns (a hundred years).
+pub const MAX_RECONTACT_DAYS: u64 = 36_500;
 
 /// What the campaign looks for and how it goes about it, after the goal and the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,6 +263,13 @@ impl Target {
         if !(1..=32).contains(&concurrency) {
             return Err(invalid("config.concurrency", "between 1 and 32"));
         }
+        let recontact_after_days = overrides.recontact_after_days.unwrap_or(180);
+        if recontact_after_days > MAX_RECONTACT_DAYS {
+            return Err(invalid(
+                "config.recontact_after_days",
+                format!("at most {MAX_RECONTACT_DAYS}"),
+            ));
+        }
         let subject = overrides.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into());
         let body = overrides.body.unwrap_or_else(|| DEFAULT_BODY.into());
         check_template("config.subject", &subject, 300)?;
@@ -280,7 +289,7 @@ impl Target {
             subject,
             body,
             volume_interval,
-            recontact_after_days: overrides.recontact_after_days.unwrap_or(180),
+            recontact_after_days,
             concurrency,
         })
     }
@@ -325,8 +334,8 @@ fn config_field(path: &str) -> &'static str {
 pub const PLACEHOLDERS: &[&str] = &["name", "first_name", "login", "repo", "language", "stars"];
 
 fn check_template(field: &'static str, template: &str, max: usize) -> Result<(), InvalidJob> {
-    if template.trim().is_empty() || template.len() > max {
-        return Err(invalid(field, format!("1 to {max} bytes")));
+    if template.is_empty() || template.chars().count() > max {
+        return Err(invalid(field, format!("1 to {max} characters")));
     }
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -355,26 +364,34 @@ fn check_template(field: &'static str, template: &str, max: usize) -> Result<(),
 
 /// The config's JSON Schema (the same rules as [`Target::from_job`], bar the goal).
 pub fn config_schema() -> Value {
-    let count =
-        |min: u64, max: u64| serde_json::json!({"type": "integer", "minimum": min, "maximum": max});
+    // A key left out or given as null takes its default; `count` and `languages` are the
+    // exceptions (see `required`).
+    let count = |min: u64, max: u64| serde_json::json!({"type": ["integer", "null"], "minimum": min, "maximum": max});
     let names = serde_json::json!({"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9+#._-]{1,40}$"}});
+    let placeholders = PLACEHOLDERS.join("|");
     serde_json::json!({
         "type": "object",
         "additionalProperties": false,
+        // The goal may name the count and the languages instead; the document asks for them
+        // so that every body it allows is accepted whatever the goal says.
+        "required": ["count", "languages"],
+        "description": "count and languages may be left out when the goal names them (\"Find 2k Python maintainers\"); the schema requires them so that any goal is accepted",
         "properties": {
-            "languages": names,
-            "topics": names,
-            "count": count(1, MAX_COUNT),
+            "languages": {"type": "array", "minItems": 1, "items": names["items"]},
+            "topics": {"type": ["array", "null"], "items": names["items"]},
+            "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
             "activity_days": count(1, MAX_ACTIVITY_DAYS),
             "min_stars": count(0, u64::MAX),
             "max_repos": count(1, MAX_COUNT),
             "maintainers_per_repo": count(1, 20),
-            "send": {"type": "boolean", "description": "Send the messages (default false: drafts only). Needs mail.transport."},
-            "subject": {"type": "string", "minLength": 1, "maxLength": 300,
-                        "description": "Template with {name}, {first_name}, {login}, {repo}, {language}, {stars}"},
-            "body": {"type": "string", "minLength": 1, "maxLength": 20000},
+            "send": {"type": ["boolean", "null"], "description": "Send the messages (default false: drafts only). Needs mail.transport."},
+            "subject": {"type": ["string", "null"], "minLength": 1, "maxLength": 300,
+                        "pattern": format!("^([^{{}}\\r\\n]|\\{{({placeholders})\\}})+$"),
+                        "description": "One line; a template with {name}, {first_name}, {login}, {repo}, {language}, {stars}"},
+            "body": {"type": ["string", "null"], "minLength": 1, "maxLength": 20000,
+                     "pattern": format!("^([^{{}}]|\\{{({placeholders})\\}})+$")},
             "volume_interval": count(1, u64::MAX),
-            "recontact_after_days": count(0, u64::MAX),
+            "recontact_after_days": count(0, MAX_RECONTACT_DAYS),
             "concurrency": count(1, 32)
         }
     })

@@ -72,13 +72,30 @@ impl Limiter {
         }
     }
 
-    /// Records what an answer said about `resource`'s budget.
+    /// Records what an answer said about `resource`'s budget. Most answers say nothing new
+    /// (the stored remaining already counts the calls in flight): those are not written, so
+    /// a call costs the store one write (its permit), not two.
     pub async fn observe(&self, resource: &str, observation: Observation) -> Result<(), JobError> {
+        let now = Utc::now();
+        let error = |e: drover_queue::StoreError| {
+            JobError::Transient(format!("rate limit `{resource}`: {e}"))
+        };
+        let stored = self.store.rate_limit(resource).await.map_err(error)?;
+        if let Some(stored) = &stored {
+            let next = drover_queue::limits::observe(Some(stored), resource, &observation, now);
+            let same = next.limit == stored.limit
+                && next.remaining == stored.remaining
+                && next.reset_at == stored.reset_at
+                && next.blocked_until == stored.blocked_until;
+            if same {
+                return Ok(());
+            }
+        }
         self.store
-            .observe_rate_limit(resource, observation, Utc::now())
+            .observe_rate_limit(resource, observation, now)
             .await
             .map(|_| ())
-            .map_err(|e| JobError::Transient(format!("rate limit `{resource}`: {e}")))
+            .map_err(error)
     }
 
     /// Records that `resource` refuses calls until `until` (a 403/429 rate-limit answer).
