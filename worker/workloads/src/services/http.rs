@@ -8,7 +8,8 @@
 //!   (more tries cannot help until someone pays); 404 is its own case (a lead's profile that
 //!   vanished is skipped, not fatal); any other 4xx is permanent;
 //! - **waits from the answer**: `retry-after-ms`, then `retry-after` (seconds or an HTTP
-//!   date), then `x-ratelimit-reset` (epoch seconds);
+//!   date), then `x-ratelimit-reset` (epoch seconds, truncated: read as the end of that
+//!   second);
 //! - **transient retries** in the call (3 tries, backoff doubled from 250 ms, a server's wait
 //!   honoured up to 10 s; a longer wait is the caller's to snooze on);
 //! - **conditional GETs**: an ETag cache keyed by URL sends `If-None-Match` and answers a
@@ -453,11 +454,13 @@ pub fn retry_at(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>
     reset_at(headers)
 }
 
-/// `x-ratelimit-reset` as a time.
+/// `x-ratelimit-reset` as a time: the end of the second it names. The header is whole
+/// epoch seconds, truncated, so the window may still be open for most of that second;
+/// trusting the second's start sends a burst the server counts against the old window.
 pub fn reset_at(headers: &HeaderMap) -> Option<DateTime<Utc>> {
     header(headers, "x-ratelimit-reset")
         .and_then(|v| v.trim().parse::<i64>().ok())
-        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .and_then(|secs| DateTime::from_timestamp(secs.checked_add(1)?, 0))
 }
 
 /// A header as a number.
@@ -546,7 +549,8 @@ mod tests {
             classify("github", s(200), &HeaderMap::new(), b"", now),
             Ok(())
         );
-        // GitHub's primary limit: 403 with remaining 0 waits for the reset.
+        // GitHub's primary limit: 403 with remaining 0 waits for the reset (the end of
+        // the truncated second the header names).
         let primary = headers(&[
             ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-reset", "1000600"),
@@ -555,9 +559,10 @@ mod tests {
             classify("github", s(403), &primary, b"{}", now),
             Err(CallError::RateLimited {
                 tool: "github",
-                until: at(1_000_600)
+                until: at(1_000_601)
             })
         );
+        assert_eq!(reset_at(&primary), Some(at(1_000_601)));
         // Secondary: retry-after wins over the reset.
         let secondary = headers(&[("retry-after", "30"), ("x-ratelimit-remaining", "12")]);
         assert_eq!(
