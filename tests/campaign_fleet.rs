@@ -486,13 +486,42 @@ async fn a_campaign_paused_in_enrichment_resumes_elsewhere_without_refetching(ba
 
 async fn an_unsubscribe_keeps_the_address_out_of_the_next_campaign(backend: Backend) {
     let fleet = Fleet::start(backend, GithubConfig::default(), 1_000, true).await;
-    let _worker = fleet.worker("worker", 2);
+    // This worker serves /metrics, to see the clients' calls counted.
+    let probes = free_port();
+    let mut command = worker_command(&fleet.url, "worker", 2, fleet.logs.path());
+    command
+        .envs(fleet.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(["--bind", &format!("127.0.0.1:{probes}")]);
+    let _worker = WorkerProcess::spawn("worker", command);
     let goal = "Find 30 Python maintainers active in last 150 days";
     let config = json!({ "send": true, "min_stars": 1, "recontact_after_days": 0 });
     let first = fleet.submit(goal, config.clone()).await;
     fleet.completed(first).await;
     let messages = fleet.sandbox.sink.messages();
     assert!(messages.len() >= 2, "a campaign worth testing");
+    let metrics = fleet
+        .http
+        .get(format!("http://127.0.0.1:{probes}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let github_ok = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("drover_external_calls_total{")
+                && l.contains("tool=\"github\"")
+                && l.contains("outcome=\"ok\"")
+        })
+        .unwrap_or_else(|| panic!("no github calls counted in:\n{metrics}"));
+    let counted: f64 = github_ok
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a count");
+    assert!(counted > 0.0, "{github_ok}");
     let message = &messages[0];
     let address = message.to[0].to_lowercase();
     let link = message
