@@ -288,6 +288,171 @@ async fn drafts_are_written_by_the_llm_and_nothing_is_sent(backend: Backend) {
     backend.cleanup().await;
 }
 
+/// What the SMTP server and the LLM answer lands in each lead's row: a 550 is `failed`, a
+/// connection dropped after DATA is `unknown` (and not sent again by a later attempt), a 450
+/// that stays is `failed` after its tries; a 429 from the LLM is retried, and
+/// `insufficient_quota` falls back to the templates.
+async fn each_lead_records_what_the_servers_answered(backend: Backend) {
+    let sandbox = sandbox(2_000, 4_000).await;
+    let store = backend.open().await;
+    let goal = "Find 40 Python maintainers active in last 120 days";
+    // A dry run first, to learn the addresses this goal finds.
+    let drafts = settings(&sandbox, TransportKind::None, false);
+    let worker = drover_worker::start(store.clone(), registry(&drafts), options());
+    let job = registry(&drafts)
+        .prepare(NewJob::new("campaign", goal).config(json!({ "min_stars": 5 })))
+        .expect("valid");
+    let dry = store.enqueue(job).await.expect("enqueue").job().id;
+    assert_eq!(finished(&store, dry).await.status, JobStatus::Completed);
+    worker.shutdown();
+    worker.wait().await;
+    let addresses: Vec<String> = report(&store, dry)
+        .await
+        .into_iter()
+        .filter(|r| r["send_status"] == "drafted")
+        .map(|r| r["email"].clone())
+        .collect();
+    assert!(addresses.len() >= 6, "{addresses:?}");
+    let (rejected, dropped, deferred) = (&addresses[0], &addresses[1], &addresses[2]);
+    sandbox
+        .sink
+        .set_rule(rejected, Some(drover_sandbox::Rule::Reject));
+    sandbox
+        .sink
+        .set_rule(dropped, Some(drover_sandbox::Rule::DropAfterData));
+    sandbox
+        .sink
+        .set_rule(deferred, Some(drover_sandbox::Rule::Defer));
+    // The LLM rate-limits every 5th request, then runs out of quota half-way.
+    sandbox
+        .llm
+        .rate_limit_every
+        .store(5, std::sync::atomic::Ordering::SeqCst);
+    sandbox
+        .llm
+        .retry_after_ms
+        .store(50, std::sync::atomic::Ordering::SeqCst);
+
+    let sending = settings(&sandbox, TransportKind::Smtp, true);
+    let worker = drover_worker::start(store.clone(), registry(&sending), options());
+    let job = registry(&sending)
+        .prepare(NewJob::new("campaign", goal).config(json!({
+            "min_stars": 5, "send": true, "concurrency": 1, "volume_interval": 5
+        })))
+        .expect("valid");
+    let id = store.enqueue(job).await.expect("enqueue").job().id;
+    // Out of quota once a few messages went.
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sandbox.sink.messages().len() < 4 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sandbox
+        .llm
+        .out_of_quota
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let done = finished(&store, id).await;
+    assert_eq!(done.status, JobStatus::Completed, "{:?}", done.error);
+    let rows = report(&store, id).await;
+    let row = |email: &str| {
+        rows.iter()
+            .find(|r| r["email"] == email)
+            .expect("the row")
+            .clone()
+    };
+    let r = row(rejected);
+    assert_eq!(
+        (r["send_status"].as_str(), r["error"].as_str()),
+        ("failed", "SMTP 550"),
+        "{r:?}"
+    );
+    let d = row(dropped);
+    assert_eq!(d["send_status"], "unknown", "{d:?}");
+    let q = row(deferred);
+    assert_eq!(q["send_status"], "failed", "{q:?}");
+    assert!(q["error"].starts_with("SMTP 450"), "{q:?}");
+    // The dropped message reached the sink once (it was taken, then the line cut).
+    let at_sink = |email: &str| {
+        sandbox
+            .sink
+            .messages()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email)))
+            .count()
+    };
+    assert_eq!(at_sink(dropped), 1);
+    assert_eq!(at_sink(rejected), 0);
+    let sources: std::collections::HashSet<&str> =
+        rows.iter().map(|r| r["personalization"].as_str()).collect();
+    assert!(
+        sources.contains("llm") && sources.contains("template"),
+        "{sources:?}"
+    );
+    let fallback = rows
+        .iter()
+        .find(|r| r["personalization"] == "template")
+        .expect("a template row");
+    assert!(
+        fallback["error"].contains("insufficient_quota"),
+        "{fallback:?}"
+    );
+    assert_eq!(done.result.as_ref().unwrap()["unknown"], 1);
+    worker.shutdown();
+    worker.wait().await;
+    backend.cleanup().await;
+}
+
+/// The daily cap is a fleet-wide budget: past it the campaign snoozes to the next UTC
+/// midnight instead of failing or sending more.
+async fn the_daily_cap_snoozes_the_campaign_until_midnight(backend: Backend) {
+    let sandbox = sandbox(2_000, 4_000).await;
+    let mut capped = settings(&sandbox, TransportKind::Smtp, false);
+    capped.daily_cap = Some(3);
+    let store = backend.open().await;
+    let worker = drover_worker::start(store.clone(), registry(&capped), options());
+    let job = registry(&capped)
+        .prepare(
+            NewJob::new(
+                "campaign",
+                "Find 40 Python maintainers active in last 120 days",
+            )
+            .config(json!({ "min_stars": 5, "send": true, "concurrency": 1 })),
+        )
+        .expect("valid");
+    let id = store.enqueue(job).await.expect("enqueue").job().id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let snoozed = loop {
+        let job = store.get(id).await.expect("get");
+        if job.status == JobStatus::Queued
+            && job.run_at > chrono::Utc::now() + chrono::Duration::seconds(60)
+        {
+            break job;
+        }
+        assert!(!job.status.is_terminal(), "{job:?}");
+        assert!(tokio::time::Instant::now() < deadline, "no snooze: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let midnight = (chrono::Utc::now().date_naive() + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    assert!(
+        snoozed.run_at >= midnight,
+        "{:?} before {midnight}",
+        snoozed.run_at
+    );
+    assert_eq!(sandbox.sink.messages().len(), 3, "exactly the cap");
+    let events = store.events(id, 0, 10_000).await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "status" && e.data.to_string().contains("mail:daily")),
+        "the snooze says why"
+    );
+    worker.shutdown();
+    worker.wait().await;
+    backend.cleanup().await;
+}
+
 macro_rules! on_every_store {
     ($($test:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $test() { super::$test(drover_queue::testing::Backend::sqlite()).await } )* }
@@ -299,6 +464,8 @@ macro_rules! on_every_store {
 on_every_store!(
     every_lead_with_an_address_gets_one_message,
     drafts_are_written_by_the_llm_and_nothing_is_sent,
+    each_lead_records_what_the_servers_answered,
+    the_daily_cap_snoozes_the_campaign_until_midnight,
 );
 
 /// SPEC §7.2's scale in one job: 10,000 leads, drafted, on every store.
