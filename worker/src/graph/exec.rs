@@ -14,7 +14,7 @@ use super::progress::{Progress, Reporter};
 use super::ranges::RangeSet;
 use super::step::StepContext;
 use super::{
-    Body, CheckpointPolicy, Edge, Graph, GraphState, InitFn, MapStep, MigrateFn, Next, Node,
+    Body, CheckpointPolicy, Edge, Graph, GraphState, InitFn, Items, MapStep, MigrateFn, Next, Node,
 };
 use crate::context::{Interrupt, JobContext};
 use crate::kind::JobError;
@@ -433,7 +433,13 @@ impl<S: GraphState> Execution<S> {
         map: &MapStep<S>,
         timeout: Option<Duration>,
     ) -> Result<(), JobError> {
-        let items = Arc::new((map.items)(&self.state));
+        let items = Arc::new(match &map.items {
+            Items::State(items) => items(&self.state),
+            Items::Outputs(from, items) => {
+                let outputs = self.stored_outputs(from).await?;
+                items(&self.state, outputs)
+            }
+        });
         let total = items.len();
         let snapshot = ItemsSnapshot::of(&items);
         match self.cursor.map_items {
@@ -587,6 +593,41 @@ impl<S: GraphState> Execution<S> {
             self.fold_outputs(step, map, total).await?;
         }
         Ok(())
+    }
+
+    /// Every stored output of map step `from` (its latest run), in index order, parsed;
+    /// outputs not yet checkpointed are written first.
+    async fn stored_outputs(&mut self, from: &'static str) -> Result<Vec<Value>, JobError> {
+        if self.pending.iter().any(|p| p.step == from) {
+            self.checkpoint().await?;
+        }
+        let mut rows: Vec<NewItemOutput> = Vec::new();
+        let mut next = 0;
+        loop {
+            let page = self.ctx.item_outputs(from, next, OUTPUT_PAGE).await?;
+            let full = page.len() == OUTPUT_PAGE;
+            let Some(last) = page.last().map(|r| r.index) else {
+                break;
+            };
+            rows.extend(page);
+            if !full {
+                break;
+            }
+            next = last + 1;
+        }
+        // A step that ran more than once (a loop) left rows of each run: the latest wins.
+        let latest = rows.iter().map(|r| r.visit).max().unwrap_or(0);
+        rows.into_iter()
+            .filter(|r| r.visit == latest)
+            .map(|r| {
+                serde_json::from_slice(&r.output).map_err(|e| {
+                    JobError::Permanent(format!(
+                        "map step `{from}`: item {}'s stored output does not parse: {e}",
+                        r.index
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Folds the map's outputs in index order: the stored ones (this run of the step only)
