@@ -50,7 +50,11 @@ fn malformed_graphs_are_refused_when_built() {
         (
             two().map(
                 "m",
-                MapStep::over_outputs("a", |_, outputs| outputs, |_ctx, _i, v| async move { Ok(v) }),
+                MapStep::over_outputs(
+                    "a",
+                    |_, outputs| outputs,
+                    |_ctx, _i, v| async move { Ok(v) },
+                ),
             ),
             "map `m` reads the outputs of `a`, which is not a map step",
         ),
@@ -533,7 +537,12 @@ fn pipeline(seen: Arc<Mutex<Vec<i64>>>) -> GraphKind<Bag> {
     .concurrency(4);
     let second = MapStep::over_outputs(
         "numbers",
-        |_: &Bag, outputs| outputs.into_iter().filter(|v| v.as_i64().unwrap_or(1) % 2 == 0).collect(),
+        |_: &Bag, outputs| {
+            outputs
+                .into_iter()
+                .filter(|v| v.as_i64().unwrap_or(1) % 2 == 0)
+                .collect()
+        },
         move |_ctx, _i, item: Value| {
             let seen = seen.clone();
             async move {

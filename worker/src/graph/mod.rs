@@ -350,9 +350,9 @@ impl<S: GraphState> Graph<S> {
     /// A map over items with bounded concurrency.
     pub fn map(mut self, name: &'static str, step: MapStep<S>) -> Self {
         if let Items::Outputs(from, _) = &step.items {
-            let earlier_map = self.index.get(from).is_some_and(|&i| {
-                matches!(&self.nodes[i].body, Body::Map(m) if !m.fold_as_completed)
-            });
+            let earlier_map = self.index.get(from).is_some_and(
+                |&i| matches!(&self.nodes[i].body, Body::Map(m) if !m.fold_as_completed),
+            );
             if !earlier_map {
                 self.problems.push(format!(
                     "map `{name}` reads the outputs of `{from}`, which is not a map step added \

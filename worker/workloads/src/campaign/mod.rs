@@ -213,11 +213,23 @@ pub struct CampaignState {
     /// The start of the activity window.
     pub since: DateTime<Utc>,
     pub discovery: Discovery,
+    /// The repositories found, while discovery and extraction need them (then cleared:
+    /// later steps read the stored outputs, so checkpoints stay small).
     pub repos: Vec<Repo>,
-    pub candidates: Vec<Candidate>,
-    pub leads: Vec<Lead>,
+    pub repos_found: u64,
+    /// Leads whose status screening settled (duplicates, suppressed), by outreach index.
+    pub settled: std::collections::BTreeMap<u64, Settled>,
+    pub leads: u64,
+    pub with_email: u64,
     pub counts: Counts,
     pub api_calls: u64,
+}
+
+/// What screening decided for a lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settled {
+    pub status: String,
+    pub error: Option<String>,
 }
 
 /// A row of `report.csv`, and the output of an outreach item.
@@ -271,18 +283,19 @@ pub fn kind(settings: &Settings) -> Result<GraphKind<CampaignState>, String> {
     .fold(|state: &mut CampaignState, _i, output| {
         if let Ok(found) = serde_json::from_value::<Extracted>(output) {
             state.api_calls += found.calls;
-            state.candidates.extend(found.candidates);
         }
     });
     let c = clients.clone();
-    let enrichment = MapStep::new(
+    let enrichment = MapStep::over_outputs(
+        "extraction",
         // Each maintainer once (the first repository found for them), up to the count.
-        |state: &CampaignState| {
+        |state: &CampaignState, outputs| {
             let mut seen = HashSet::new();
-            state
-                .candidates
-                .iter()
-                .filter(|c| seen.insert(c.login.as_str()))
+            outputs
+                .into_iter()
+                .filter_map(|o| serde_json::from_value::<Extracted>(o).ok())
+                .flat_map(|e| e.candidates)
+                .filter(|c| seen.insert(c.login.clone()))
                 .take(state.target.count as usize)
                 .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
                 .collect()
@@ -295,19 +308,24 @@ pub fn kind(settings: &Settings) -> Result<GraphKind<CampaignState>, String> {
     .concurrency_from(concurrency)
     .retry_items(3, Duration::from_secs(1))
     .skip_failed_items()
-    .fold(|state: &mut CampaignState, _i, output| {
-        if let Ok(lead) = serde_json::from_value::<Lead>(output) {
-            state.api_calls += 1;
-            state.leads.push(lead);
-        }
+    .fold(|state: &mut CampaignState, _i, _output| {
+        state.api_calls += 1;
     });
     let c = clients.clone();
-    let outreach = MapStep::new(
-        |state: &CampaignState| {
-            state
-                .leads
-                .iter()
-                .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
+    let outreach = MapStep::over_outputs(
+        "enrichment",
+        // The leads with what screening settled.
+        |state: &CampaignState, outputs| {
+            leads_of(outputs)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut lead)| {
+                    if let Some(settled) = state.settled.get(&(i as u64)) {
+                        lead.status = Some(settled.status.clone());
+                        lead.error = settled.error.clone();
+                    }
+                    serde_json::to_value(lead).unwrap_or(Value::Null)
+                })
                 .collect()
         },
         move |ctx, _i, item| {
@@ -338,6 +356,15 @@ pub fn kind(settings: &Settings) -> Result<GraphKind<CampaignState>, String> {
     let graph = Graph::new()
         .task("discovery", discovery_step)
         .map("extraction", extraction)
+        .task(
+            "candidates",
+            |_ctx: StepContext, mut state: CampaignState| async move {
+                // Extraction's outputs are stored; the repositories are not needed again.
+                state.repos_found = state.repos.len() as u64;
+                state.repos = Vec::new();
+                Ok(state)
+            },
+        )
         .map("enrichment", enrichment)
         .task(
             "screening",
@@ -372,8 +399,10 @@ pub fn kind(settings: &Settings) -> Result<GraphKind<CampaignState>, String> {
             target,
             since,
             repos: Vec::new(),
-            candidates: Vec::new(),
-            leads: Vec::new(),
+            repos_found: 0,
+            settled: Default::default(),
+            leads: 0,
+            with_email: 0,
             counts: Counts::default(),
             api_calls: 0,
         })
@@ -397,16 +426,11 @@ fn concurrency(job: &drover_queue::Job) -> usize {
 
 /// The job's result.
 pub fn result(state: &CampaignState) -> Value {
-    let with_email = state
-        .leads
-        .iter()
-        .filter(|l| l.email.is_some() && l.status.as_deref() != Some("duplicate"))
-        .count();
     let counts = &state.counts;
     json!({
-        "repos": state.repos.len(),
-        "leads": state.leads.len(),
-        "with_email": with_email,
+        "repos": state.repos_found,
+        "leads": state.leads,
+        "with_email": state.with_email,
         "drafted": counts.drafted,
         "sent": counts.sent,
         "suppressed": counts.suppressed,
@@ -663,43 +687,85 @@ const SCREEN_CHUNK: usize = 1_000;
 
 async fn screening(ctx: &StepContext, mut state: CampaignState) -> Result<CampaignState, JobError> {
     ctx.progress(|p| p.stage = Some("screening".into())).await?;
+    let leads = stored_leads(ctx).await?;
+    state.leads = leads.len() as u64;
+    state.settled.clear();
     let mut seen = HashSet::new();
-    for lead in &mut state.leads {
+    let mut open: Vec<(u64, String)> = Vec::new();
+    for (i, lead) in leads.iter().enumerate() {
         if let (None, Some(email)) = (&lead.status, &lead.email) {
-            if !seen.insert(email.clone()) {
-                lead.status = Some("duplicate".into());
+            if seen.insert(email.clone()) {
+                open.push((i as u64, email.clone()));
+            } else {
+                state.settled.insert(
+                    i as u64,
+                    Settled {
+                        status: "duplicate".into(),
+                        error: None,
+                    },
+                );
             }
         }
     }
-    let emails: Vec<String> = state
-        .leads
-        .iter()
-        .filter(|l| l.status.is_none())
-        .filter_map(|l| l.email.clone())
-        .collect();
+    state.with_email = open.len() as u64;
     let mut blocked: HashMap<String, String> = HashMap::new();
+    let emails: Vec<String> = open.iter().map(|(_, e)| e.clone()).collect();
     for chunk in emails.chunks(SCREEN_CHUNK) {
         // The suppression list comes first: its reason wins over a recent contact.
         for (email, why) in suppressed_now(ctx, chunk, &state.target).await? {
             blocked.entry(email).or_insert(why);
         }
     }
-    for lead in &mut state.leads {
-        if lead.status.is_none() {
-            if let Some(why) = lead.email.as_ref().and_then(|e| blocked.get(e)) {
-                lead.status = Some("suppressed".into());
-                lead.error = Some(why.clone());
-            }
+    for (i, email) in &open {
+        if let Some(why) = blocked.get(email) {
+            state.settled.insert(
+                *i,
+                Settled {
+                    status: "suppressed".into(),
+                    error: Some(why.clone()),
+                },
+            );
         }
     }
     ctx.log(format!(
         "screening: {} leads, {} with an address, {} suppressed",
-        state.leads.len(),
+        leads.len(),
         emails.len(),
         blocked.len()
     ))
     .await?;
     Ok(state)
+}
+
+/// The leads enrichment found, in order (bots, which it drops, have a null output).
+pub fn leads_of(outputs: Vec<Value>) -> Vec<Lead> {
+    outputs
+        .into_iter()
+        .filter_map(|o| serde_json::from_value::<Lead>(o).ok())
+        .collect()
+}
+
+/// Enrichment's stored outputs, as leads.
+pub async fn stored_leads(ctx: &StepContext) -> Result<Vec<Lead>, JobError> {
+    let mut outputs = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = ctx
+            .item_outputs("enrichment", from, drover_queue::MAX_ITEM_OUTPUTS_PER_READ)
+            .await?;
+        let Some(last) = page.last().map(|o| o.index) else {
+            break;
+        };
+        let latest = page.iter().map(|o| o.visit).max().unwrap_or(0);
+        for row in page.into_iter().filter(|o| o.visit == latest) {
+            outputs.push(
+                serde_json::from_slice(&row.output)
+                    .map_err(|e| permanent(format!("an enrichment output: {e}")))?,
+            );
+        }
+        from = last + 1;
+    }
+    Ok(leads_of(outputs))
 }
 
 /// Which of `emails` may not be written to now, and why: the suppression list, and contacts

@@ -28,7 +28,9 @@ pub async fn write(
     mut state: CampaignState,
 ) -> Result<CampaignState, JobError> {
     ctx.progress(|p| p.stage = Some("report".into())).await?;
-    let mut out = csv::Writer::from_writer(Vec::with_capacity(state.leads.len() * 256));
+    // The leads, for the rows of items that failed for good (they have no output).
+    let leads = super::stored_leads(ctx).await?;
+    let mut out = csv::Writer::from_writer(Vec::with_capacity(leads.len() * 256));
     let csv_error = |e: csv::Error| JobError::Permanent(format!("report.csv: {e}"));
     out.write_record(COLUMNS).map_err(csv_error)?;
     let mut next = 0u64;
@@ -44,7 +46,7 @@ pub async fn write(
         for output in page {
             // An item that failed for good has no output: its lead's row says so.
             while next < output.index {
-                write_failed(&mut out, &state, next).map_err(csv_error)?;
+                write_failed(&mut out, &leads, next).map_err(csv_error)?;
                 missing += 1;
                 next += 1;
             }
@@ -55,8 +57,8 @@ pub async fn write(
         }
         from = last + 1;
     }
-    while (next as usize) < state.leads.len() {
-        write_failed(&mut out, &state, next).map_err(csv_error)?;
+    while (next as usize) < leads.len() {
+        write_failed(&mut out, &leads, next).map_err(csv_error)?;
         missing += 1;
         next += 1;
     }
@@ -71,10 +73,10 @@ pub async fn write(
 
 fn write_failed(
     out: &mut csv::Writer<Vec<u8>>,
-    state: &CampaignState,
+    leads: &[super::Lead],
     index: u64,
 ) -> Result<(), csv::Error> {
-    match state.leads.get(index as usize) {
+    match leads.get(index as usize) {
         Some(lead) => {
             let mut row = row_of(lead);
             row.send_status = "failed".into();
