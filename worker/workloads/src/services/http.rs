@@ -153,24 +153,36 @@ struct Cached {
     status: u16,
 }
 
-/// URLs → their last ETag and body, the oldest dropped past `capacity`.
+/// URLs → their last ETag and body, the oldest dropped past `capacity` bytes (bodies and
+/// URLs), so a long campaign's cache stays a bounded share of the process's memory.
 struct EtagCache {
     capacity: usize,
+    bytes: usize,
     entries: HashMap<String, Cached>,
     order: VecDeque<String>,
 }
 
 impl EtagCache {
+    fn cost(url: &str, cached: &Cached) -> usize {
+        url.len() + cached.etag.len() + cached.body.len() + 64
+    }
+
     fn insert(&mut self, url: String, cached: Cached) {
-        if self.entries.insert(url.clone(), cached).is_none() {
-            self.order.push_back(url);
+        let cost = Self::cost(&url, &cached);
+        if cost > self.capacity / 8 {
+            return; // one answer may not crowd out the rest
         }
-        while self.entries.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
-                }
-                None => break,
+        self.bytes += cost;
+        match self.entries.insert(url.clone(), cached) {
+            Some(old) => self.bytes -= Self::cost(&url, &old),
+            None => self.order.push_back(url),
+        }
+        while self.bytes > self.capacity {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.entries.remove(&old) {
+                self.bytes -= Self::cost(&old, &gone);
             }
         }
     }
@@ -208,7 +220,8 @@ const TRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait a call sits through itself; a longer one is returned to the caller.
 pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
-const ETAG_CAPACITY: usize = 50_000;
+/// The ETag cache's budget per service and process.
+pub const ETAG_CAPACITY_BYTES: usize = 16 * 1024 * 1024;
 
 impl Service {
     /// `tool` names the service in metrics and errors (`github`, `llm`, `mail`).
@@ -231,7 +244,8 @@ impl Service {
             client,
             default_headers: Vec::new(),
             etags: Arc::new(Mutex::new(EtagCache {
-                capacity: ETAG_CAPACITY,
+                capacity: ETAG_CAPACITY_BYTES,
+                bytes: 0,
                 entries: HashMap::new(),
                 order: VecDeque::new(),
             })),
@@ -681,6 +695,40 @@ mod tests {
             Some("/search/repositories?q=x&page=2")
         );
         assert_eq!(reply.next_link("http://elsewhere"), None);
+    }
+
+    #[test]
+    fn the_etag_cache_keeps_to_its_byte_budget() {
+        let mut cache = EtagCache {
+            capacity: 10_000,
+            bytes: 0,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        };
+        let cached = |n: usize| Cached {
+            etag: "W/\"x\"".into(),
+            body: vec![b'a'; n],
+            status: 200,
+        };
+        for i in 0..100 {
+            cache.insert(format!("/users/u{i}"), cached(500));
+        }
+        assert!(
+            cache.bytes <= 10_000 && cache.entries.len() < 20,
+            "{}",
+            cache.bytes
+        );
+        assert!(cache.entries.contains_key("/users/u99"), "the newest stay");
+        assert!(!cache.entries.contains_key("/users/u0"), "the oldest go");
+        cache.insert("/users/u99".into(), cached(100));
+        let recount: usize = cache
+            .entries
+            .iter()
+            .map(|(u, c)| EtagCache::cost(u, c))
+            .sum();
+        assert_eq!(cache.bytes, recount, "a replaced entry is accounted once");
+        cache.insert("/big".into(), cached(5_000));
+        assert!(!cache.entries.contains_key("/big"), "too big to cache");
     }
 
     #[test]
