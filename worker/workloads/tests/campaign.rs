@@ -66,6 +66,14 @@ fn registry(settings: &Settings) -> Registry {
     registry
 }
 
+/// Checks a campaign as the API would and enqueues it.
+async fn submit(store: &Arc<dyn Store>, settings: &Settings, goal: &str, config: Value) -> JobId {
+    let job = registry(settings)
+        .prepare(NewJob::new("campaign", goal).config(config))
+        .expect("a valid campaign");
+    store.enqueue(job).await.expect("enqueue").job().id
+}
+
 async fn finished(store: &Arc<dyn Store>, id: JobId) -> drover_queue::Job {
     finished_within(store, id, Duration::from_secs(120)).await
 }
@@ -299,10 +307,7 @@ async fn each_lead_records_what_the_servers_answered(backend: Backend) {
     // A dry run first, to learn the addresses this goal finds.
     let drafts = settings(&sandbox, TransportKind::None, false);
     let worker = drover_worker::start(store.clone(), registry(&drafts), options());
-    let job = registry(&drafts)
-        .prepare(NewJob::new("campaign", goal).config(json!({ "min_stars": 5 })))
-        .expect("valid");
-    let dry = store.enqueue(job).await.expect("enqueue").job().id;
+    let dry = submit(&store, &drafts, goal, json!({ "min_stars": 5 })).await;
     assert_eq!(finished(&store, dry).await.status, JobStatus::Completed);
     worker.shutdown();
     worker.wait().await;
@@ -335,12 +340,15 @@ async fn each_lead_records_what_the_servers_answered(backend: Backend) {
 
     let sending = settings(&sandbox, TransportKind::Smtp, true);
     let worker = drover_worker::start(store.clone(), registry(&sending), options());
-    let job = registry(&sending)
-        .prepare(NewJob::new("campaign", goal).config(json!({
+    let id = submit(
+        &store,
+        &sending,
+        goal,
+        json!({
             "min_stars": 5, "send": true, "concurrency": 1, "volume_interval": 5
-        })))
-        .expect("valid");
-    let id = store.enqueue(job).await.expect("enqueue").job().id;
+        }),
+    )
+    .await;
     // Out of quota once a few messages went.
     let until = tokio::time::Instant::now() + Duration::from_secs(60);
     while sandbox.sink.messages().len() < 4 && tokio::time::Instant::now() < until {
@@ -489,21 +497,21 @@ async fn ten_thousand_leads_complete_in_one_job(backend: Backend) {
     let settings = settings(&sandbox, TransportKind::None, false);
     let store = backend.open().await;
     let worker = drover_worker::start(store.clone(), registry(&settings), options());
-    let job = NewJob::new("campaign", "10k maintainers").config(json!({
-        "languages": ["Python", "Rust", "Go", "JavaScript", "TypeScript"],
-        "count": 10_000,
-        "max_repos": 12_000,
-        "min_stars": 0,
-        "activity_days": 400,
-        "maintainers_per_repo": 2,
-        "concurrency": 16,
-    }));
-    let id = store
-        .enqueue(registry(&settings).prepare(job).expect("valid"))
-        .await
-        .expect("enqueue")
-        .job()
-        .id;
+    let id = submit(
+        &store,
+        &settings,
+        "10k maintainers",
+        json!({
+            "languages": ["Python", "Rust", "Go", "JavaScript", "TypeScript"],
+            "count": 10_000,
+            "max_repos": 12_000,
+            "min_stars": 0,
+            "activity_days": 400,
+            "maintainers_per_repo": 2,
+            "concurrency": 16,
+        }),
+    )
+    .await;
     let done = finished_within(&store, id, Duration::from_secs(600)).await;
     assert_eq!(done.status, JobStatus::Completed, "{:?}", done.error);
     let result = done.result.clone().expect("result");
