@@ -39,13 +39,21 @@ impl Resource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Repo {
     pub id: u64,
+    /// `owner/name`.
     pub full_name: String,
-    pub owner: String,
     /// The owner is a user (not an organisation): a maintainer by definition.
     pub owner_is_user: bool,
     pub language: Option<String>,
     pub stars: u64,
-    pub pushed_at: Option<DateTime<Utc>>,
+}
+
+impl Repo {
+    /// The owner's login.
+    pub fn owner(&self) -> &str {
+        self.full_name
+            .split_once('/')
+            .map_or(self.full_name.as_str(), |(owner, _)| owner)
+    }
 }
 
 /// One page of a search.
@@ -177,11 +185,9 @@ impl Github {
             language: Option<String>,
             #[serde(default)]
             stargazers_count: u64,
-            pushed_at: Option<DateTime<Utc>>,
         }
         #[derive(Deserialize)]
         struct Owner {
-            login: String,
             #[serde(rename = "type", default)]
             kind: String,
         }
@@ -202,10 +208,8 @@ impl Github {
                     id: item.id,
                     full_name: item.full_name,
                     owner_is_user: item.owner.kind == "User",
-                    owner: item.owner.login,
                     language: item.language,
                     stars: item.stargazers_count,
-                    pushed_at: item.pushed_at,
                 })
                 .collect(),
         })

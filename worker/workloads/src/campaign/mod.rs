@@ -232,22 +232,37 @@ pub struct Settled {
     pub error: Option<String>,
 }
 
-/// A row of `report.csv`, and the output of an outreach item.
+/// A row of `report.csv`. An outreach item's output is the row without what its lead
+/// already says (login, name, address, repository, activity): the report joins the two,
+/// so each lead's identity is stored once.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Row {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub login: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub email: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub email_source: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub repo: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub last_active_at: String,
     /// `llm` or `template` (empty when no message was written).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub personalization: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub subject: String,
     /// `drafted, sent, suppressed, duplicate, failed, unknown, no_email`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub send_status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub message_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub error: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub body: String,
 }
 
@@ -595,8 +610,8 @@ async fn extract(ctx: &StepContext, clients: &Clients, item: Value) -> Result<Va
         Found::NotFound => Vec::new(),
     };
     let mut logins: Vec<String> = Vec::new();
-    if repo.owner_is_user && !github::is_bot(&repo.owner, "User") {
-        logins.push(repo.owner.clone());
+    if repo.owner_is_user && !github::is_bot(repo.owner(), "User") {
+        logins.push(repo.owner().to_string());
     }
     for contributor in &contributors {
         if let Some(login) = &contributor.login {
@@ -809,6 +824,33 @@ async fn suppressed_now(
     Ok(out)
 }
 
+/// An outreach item's output: the row without its lead's identity (see [`Row`]).
+fn stored_row(mut row: Row) -> Value {
+    for field in [
+        &mut row.login,
+        &mut row.name,
+        &mut row.email,
+        &mut row.email_source,
+        &mut row.repo,
+        &mut row.last_active_at,
+    ] {
+        field.clear();
+    }
+    serde_json::to_value(row).unwrap_or(Value::Null)
+}
+
+/// `row`, an outreach output, with its lead's identity back.
+pub fn joined(mut row: Row, lead: &Lead) -> Row {
+    let identity = row_of(lead);
+    row.login = identity.login;
+    row.name = identity.name;
+    row.email = identity.email;
+    row.email_source = identity.email_source;
+    row.repo = identity.repo;
+    row.last_active_at = identity.last_active_at;
+    row
+}
+
 fn row_of(lead: &Lead) -> Row {
     Row {
         login: lead.login.clone(),
@@ -870,11 +912,11 @@ async fn reach_out(ctx: &StepContext, clients: &Clients, item: Value) -> Result<
     };
     if lead.status.is_some() {
         ctx.progress(|p| p.stage = Some(stage.into())).await?;
-        return Ok(serde_json::to_value(row).unwrap_or(Value::Null));
+        return Ok(stored_row(row));
     }
     let Some(email) = lead.email.clone() else {
         row.send_status = "no_email".into();
-        return Ok(serde_json::to_value(row).unwrap_or(Value::Null));
+        return Ok(stored_row(row));
     };
     let written = match &clients.llm {
         Some(llm) => match llm.write(&target, &lead).await {
@@ -894,7 +936,7 @@ async fn reach_out(ctx: &StepContext, clients: &Clients, item: Value) -> Result<
     let (Some(transport), true) = (&clients.transport, target.send) else {
         row.send_status = "drafted".into();
         ctx.progress(|p| p.stage = Some(stage.into())).await?;
-        return Ok(serde_json::to_value(row).unwrap_or(Value::Null));
+        return Ok(stored_row(row));
     };
     // Checked again right before the send: an unsubscribe may have come in since screening.
     if let Some((_, why)) = suppressed_now(ctx, std::slice::from_ref(&email), &target)
@@ -904,7 +946,7 @@ async fn reach_out(ctx: &StepContext, clients: &Clients, item: Value) -> Result<
     {
         row.send_status = "suppressed".into();
         row.error = why;
-        return Ok(serde_json::to_value(row).unwrap_or(Value::Null));
+        return Ok(stored_row(row));
     }
     let key = format!("mail:{}:{email}", ctx.job().id);
     let from = clients.from.clone().unwrap_or_default();
@@ -963,7 +1005,7 @@ async fn reach_out(ctx: &StepContext, clients: &Clients, item: Value) -> Result<
         }
     })
     .await?;
-    Ok(serde_json::to_value(row).unwrap_or(Value::Null))
+    Ok(stored_row(row))
 }
 
 /// One message through the ledger: a deferral (SMTP 4xx) is tried again under a new key

@@ -52,6 +52,10 @@ pub async fn write(
             }
             let row: Row = serde_json::from_slice(&output.output)
                 .map_err(|e| JobError::Permanent(format!("an outreach output: {e}")))?;
+            let lead = leads.get(output.index as usize).ok_or_else(|| {
+                JobError::Permanent(format!("outreach item {} has no lead", output.index))
+            })?;
+            let row = super::joined(row, lead);
             write_row(&mut out, &row).map_err(csv_error)?;
             next = output.index + 1;
         }
