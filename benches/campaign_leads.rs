@@ -3,9 +3,9 @@
 //! clients: HTTP to its GitHub, SMTP to its sink with `send: true`.
 //!
 //! Every store runs in a child process of its own, so that the peak RSS (`getrusage`
-//! `ru_maxrss`) is that case's: the worker pool, the store client, the clients and the
-//! sandbox (its world is computed on demand; its request log and the SMTP sink's messages
-//! are kept in memory) in one process. Bytes written count what the store received for the
+//! `ru_maxrss`) is that case's: the worker pool, the store client and the clients. The
+//! sandbox runs in the parent (a fresh one per store), as a real service would run
+//! elsewhere; its request log and the SMTP sink's messages would otherwise count. Bytes written count what the store received for the
 //! job: the checkpoint bodies (the `size` of each `checkpoint` event, after zstd where it
 //! applied), the item outputs of the three map steps (read back), the effect ledger's rows
 //! (keys and JSON values) and the report artifact. The store's growth (`Footprint`) is
@@ -78,11 +78,9 @@ async fn checkpoint_bytes(store: &Arc<dyn Store>, id: JobId) -> (u64, u64) {
     }
 }
 
-async fn case(backend: Backend) {
-    let name = backend.name();
-    let n = leads();
-    let repos = (n * 24 / 10).max(2_000);
-    let sandbox = Sandbox::start(SandboxConfig {
+async fn sandbox() -> Sandbox {
+    let repos = (leads() * 24 / 10).max(2_000);
+    Sandbox::start(SandboxConfig {
         world: WorldConfig {
             seed: 11,
             repos,
@@ -97,12 +95,18 @@ async fn case(backend: Backend) {
         ..SandboxConfig::default()
     })
     .await
-    .expect("sandbox");
+    .expect("sandbox")
+}
+
+/// One store, in this (child) process, against the parent's sandbox at `base` / `smtp`.
+async fn case(backend: Backend, base: String, smtp: String) {
+    let name = backend.name();
+    let n = leads();
     let settings = Settings {
-        github_base_url: sandbox.base_url(),
+        github_base_url: base.clone(),
         github_token: Some(Secret::new("bench-token")),
         mail_transport: TransportKind::Smtp,
-        smtp_url: Some(Secret::new(format!("smtp://{}", sandbox.smtp))),
+        smtp_url: Some(Secret::new(format!("smtp://{smtp}"))),
         mail_from: Some("bench <bench@drover.test>".into()),
         per_domain_per_minute: u64::MAX / 4,
         public_url: Some("http://127.0.0.1:9".into()),
@@ -185,7 +189,17 @@ async fn case(backend: Backend) {
         mib(end.bytes.saturating_sub(start.bytes)),
         mib(rss),
     );
-    assert_eq!(sandbox.sink.messages().len() as u64, sent);
+    let stats: serde_json::Value = reqwest::get(format!("{base}/_sandbox/stats"))
+        .await
+        .expect("the sandbox's stats")
+        .json()
+        .await
+        .expect("stats JSON");
+    let at_sink: u64 = stats["recipients"]
+        .as_object()
+        .map_or(0, |r| r.values().filter_map(|v| v.as_u64()).sum());
+    assert_eq!(at_sink, sent, "the sink got exactly the sent messages");
+    assert_eq!(stats["over_budget"], 0);
     worker.shutdown();
     worker.wait().await;
     backend.cleanup().await;
@@ -202,7 +216,9 @@ fn backend(name: &str) -> Backend {
 #[tokio::main]
 async fn main() {
     if let Ok(name) = std::env::var("DROVER_BENCH_CASE") {
-        case(backend(&name)).await;
+        let base = std::env::var("DROVER_BENCH_SANDBOX").expect("DROVER_BENCH_SANDBOX");
+        let smtp = std::env::var("DROVER_BENCH_SMTP").expect("DROVER_BENCH_SMTP");
+        case(backend(&name), base, smtp).await;
         return;
     }
     println!(
@@ -214,10 +230,19 @@ async fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let exe = std::env::current_exe().expect("current exe");
     for name in ["sqlite", "postgres", "redis"] {
-        let status = std::process::Command::new(&exe)
-            .env("DROVER_BENCH_CASE", name)
-            .status()
-            .expect("run a case");
+        let sandbox = sandbox().await;
+        let exe = exe.clone();
+        let (base, smtp) = (sandbox.base_url(), sandbox.smtp.to_string());
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&exe)
+                .env("DROVER_BENCH_CASE", name)
+                .env("DROVER_BENCH_SANDBOX", base)
+                .env("DROVER_BENCH_SMTP", smtp)
+                .status()
+                .expect("run a case")
+        })
+        .await
+        .expect("the case's waiter");
         assert!(status.success(), "{name}: {status}");
     }
 }
