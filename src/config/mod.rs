@@ -107,6 +107,10 @@ pub struct Config {
     pub retention: Retention,
     /// The HTTP API.
     pub api: Api,
+    /// Schedules created or updated when an API or worker process starts, each shaped as
+    /// the body of `POST /v1/schedules`; see [`drover_queue::schedule::declare`] for who
+    /// owns them afterwards. Default none.
+    pub schedules: Vec<drover_queue::schedule::ScheduleSpec>,
 }
 
 impl Config {
@@ -371,7 +375,8 @@ impl Default for Api {
 impl Config {
     /// Checks what types alone cannot: `workers.pool_size >= 1`,
     /// `workers.heartbeat_interval < workers.lease_ttl`, `queue.priority_levels == 3`,
-    /// `persistence.max_checkpoints >= 1` and a `queue.url` scheme drover has a store for.
+    /// `persistence.max_checkpoints >= 1`, a `queue.url` scheme drover has a store for, and
+    /// `schedules` entries that are valid declarations with distinct ids.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers.pool_size == 0 {
             return Err(invalid("workers.pool_size", "must be at least 1"));
@@ -406,6 +411,7 @@ impl Config {
         if self.api.request_timeout.is_zero() {
             return Err(invalid("api.request_timeout", "must be longer than 0s"));
         }
+        self.validate_schedules()?;
         let url = &self.queue.url;
         if !STORE_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
             // Name only the scheme: the rest of a store URL may hold a password.
@@ -420,6 +426,26 @@ impl Config {
                     STORE_SCHEMES.join(", ")
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Each `schedules[i]` checked as `POST /v1/schedules` checks a body (the job's kind is
+    /// checked at start, against the kinds the process runs), naming `schedules[i].<field>`.
+    fn validate_schedules(&self) -> Result<(), ConfigError> {
+        for (i, spec) in self.schedules.iter().enumerate() {
+            if let Err(e) = spec.validate() {
+                return Err(invalid(format!("schedules[{i}].{}", e.field), e.message));
+            }
+            if let Some(first) = self.schedules[..i].iter().position(|s| s.id == spec.id) {
+                return Err(invalid(
+                    format!("schedules[{i}].id"),
+                    format!(
+                        "`{}` is declared twice (first at schedules[{first}])",
+                        spec.id
+                    ),
+                ));
+            }
         }
         Ok(())
     }

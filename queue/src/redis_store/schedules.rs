@@ -100,6 +100,17 @@ impl ScheduleStore for RedisStore {
         self.put_schedule(schedule, Some(expected)).await
     }
 
+    async fn replace_schedules(&self, writes: &[(Schedule, i64)]) -> StoreResult<Vec<bool>> {
+        // All at once on the multiplexed connection, which pipelines them: one round trip
+        // for the chunk, each write still its own script.
+        futures_util::future::try_join_all(
+            writes
+                .iter()
+                .map(|(schedule, expected)| self.put_schedule(schedule, Some(*expected))),
+        )
+        .await
+    }
+
     async fn schedule(&self, id: &str) -> StoreResult<Option<Schedule>> {
         Ok(self.read_schedules(&[id.to_string()]).await?.pop())
     }

@@ -44,6 +44,28 @@ impl ScheduleStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn replace_schedules(&self, writes: &[(Schedule, i64)]) -> StoreResult<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One transaction: one wait for the write lock and one commit for the chunk.
+        let mut tx = self.begin().await?;
+        let mut written = Vec::with_capacity(writes.len());
+        for (schedule, expected) in writes {
+            let done = sqlx::query(include_str!("sql/replace_schedule.sql"))
+                .bind(&schedule.spec.id)
+                .bind(schedule.spec_json())
+                .bind(schedule.state_json())
+                .bind(schedule.state.due_at.map(to_millis))
+                .bind(expected)
+                .execute(&mut *tx)
+                .await?;
+            written.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
     async fn schedule(&self, id: &str) -> StoreResult<Option<Schedule>> {
         let row = sqlx::query(include_str!("sql/schedule.sql"))
             .bind(id)

@@ -82,6 +82,9 @@ conformance!(
     missed_ticks_catch_up_inside_the_window_only,
     overlap_policies_hold_back_skip_or_cancel,
     a_changed_template_does_not_conflict_with_a_fired_tick,
+    config_schedules_are_declared_once_and_owned,
+    schedules_are_replaced_in_batches_by_compare_and_set,
+    many_due_schedules_fire_once_each_in_chunks,
 );
 
 /// PostgreSQL only: a migration marked `-- drover:no-transaction` runs outside a

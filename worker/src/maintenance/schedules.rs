@@ -18,7 +18,9 @@ use super::Plugin;
 pub const LEADERSHIP: &str = "schedules";
 /// How often it looks: ticks are enqueued within this (plus the round's own time).
 pub const INTERVAL: Duration = Duration::from_millis(250);
-const BATCH: usize = 500;
+/// Due schedules one read takes (the stores' cap); they are evaluated in chunks, several
+/// at once (see [`schedule::evaluate_due`]).
+const BATCH: usize = 10_000;
 
 pub(crate) struct Evaluator;
 
