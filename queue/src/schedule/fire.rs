@@ -6,6 +6,10 @@
 //! the schedule's bookkeeping advances by a compare-and-set on its version (only one
 //! evaluator counts the tick). A template changed between deploys makes the key's stored
 //! body differ; that answer means "this tick already fired", never an error.
+//!
+//! The evaluator does both steps for many schedules at once ([`evaluate_due`]): one batch of
+//! enqueues, then one batch of compare-and-sets. Batching changes only the number of round
+//! trips; each schedule still wins or loses its own compare-and-set.
 
 use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt as _};
@@ -170,9 +174,9 @@ pub fn next_runs(schedule: &Schedule, n: usize) -> Vec<DateTime<Utc>> {
 }
 
 /// Evaluates every due schedule once (at most `limit`): the evaluator's round. The due
-/// schedules are read at once and evaluated [`CHUNK`] at a time, [`CHUNKS_IN_FLIGHT`]
-/// chunks at once; each chunk enqueues its jobs in one batch and advances its schedules in
-/// one batch of compare-and-sets.
+/// schedules are read at once and evaluated 500 at a time, 4 such chunks at once; each chunk
+/// enqueues its jobs in one batch and advances its schedules in one batch of
+/// compare-and-sets, so the promises of [`evaluate`] hold schedule by schedule.
 pub async fn evaluate_due(
     store: &dyn Store,
     now: DateTime<Utc>,
@@ -339,16 +343,22 @@ async fn run_many(
             written.push(i);
         }
     }
-    let won = match store.replace_schedules(&writes).await {
-        Ok(won) if won.len() == writes.len() => won,
-        Ok(_) => {
-            return Err(StoreError::Backend(
-                "replace_schedules answered for another number of schedules".into(),
-            ))
+    let won: Vec<StoreResult<bool>> = match store.replace_schedules(&writes).await {
+        Ok(won) if won.len() == writes.len() => won.into_iter().map(Ok).collect(),
+        Err(err) if err.is_transient() => return Err(err),
+        // Refused as a whole: one by one, so that only the schedule at fault fails.
+        _ => {
+            let mut won = Vec::with_capacity(writes.len());
+            for (schedule, expected) in &writes {
+                match store.replace_schedule(schedule, *expected).await {
+                    Err(err) if err.is_transient() => return Err(err),
+                    answer => won.push(answer),
+                }
+            }
+            won
         }
-        Err(err) => return Err(err),
     };
-    let mut won_by_index = vec![false; pending.len()];
+    let mut won_by_index: Vec<StoreResult<bool>> = pending.iter().map(|_| Ok(false)).collect();
     for (&i, won) in written.iter().zip(won) {
         won_by_index[i] = won;
     }
@@ -363,10 +373,13 @@ async fn run_many(
             failed,
             ..
         } = p;
-        if let Some(err) = failed {
-            out.push((spec.id, Err(err)));
-            continue;
-        }
+        let won = match (failed, won) {
+            (Some(err), _) | (None, Err(err)) => {
+                out.push((spec.id, Err(err)));
+                continue;
+            }
+            (None, Ok(won)) => won,
+        };
         result.fired = run_now.into_iter().zip(jobs).collect();
         if !won {
             // Another evaluator (or an edit) came first; our jobs, if any, are the ones it
