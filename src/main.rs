@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod config;
+mod demo;
 mod follow;
 mod gates;
 mod jobs;
@@ -79,8 +80,9 @@ enum Command {
     /// The sandbox: local servers speaking GitHub REST, OpenAI-compatible chat, a
     /// Resend-shaped mail API and SMTP, for trials and tests (never a real service).
     Sandbox(SandboxArgs),
-    /// Quick start: run a worker on the embedded store, submit a job, and follow it to the end.
-    Demo(PoolArgs),
+    /// Quick start: a campaign against an in-process sandbox on the embedded store, followed
+    /// to the end (`demo walk` for the `demo` kind).
+    Demo(demo::DemoArgs),
     /// The standard throughput and latency workload against the configured store.
     Bench(bench::BenchArgs),
 }
@@ -130,13 +132,18 @@ pub struct TestKindsArg {
 }
 
 impl TestKindsArg {
-    fn registry(self) -> Registry {
-        if self.enable_test_kinds {
-            Registry::with_test_kinds()
-        } else {
-            Registry::production()
-        }
+    fn registry(self, settings: &Settings) -> anyhow::Result<Registry> {
+        settings.registry(self.enable_test_kinds)
     }
+}
+
+/// Every kind drover has, for checking a job on the client side (`drover submit`): the
+/// server (or, on the store, the worker) decides what it runs.
+pub(crate) fn every_kind() -> Registry {
+    let mut registry = Registry::with_test_kinds();
+    // The default settings always make clients: no transport, the public GitHub.
+    let _ = drover_workloads::register(&mut registry, &drover_workloads::Settings::default());
+    registry
 }
 
 #[derive(Args)]
@@ -355,9 +362,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let listen = Some(&args.listen);
+            let settings = settings()?;
             run::serve(
-                &settings()?,
-                args.kinds.registry(),
+                &settings,
+                args.kinds.registry(&settings)?,
                 Some(&args.pool),
                 listen,
                 None,
@@ -365,9 +373,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Api(args) => {
+            let settings = settings()?;
             run::serve(
-                &settings()?,
-                args.kinds.registry(),
+                &settings,
+                args.kinds.registry(&settings)?,
                 None,
                 Some(&args.listen),
                 None,
@@ -375,9 +384,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Worker(args) => {
+            let settings = settings()?;
             run::serve(
-                &settings()?,
-                args.kinds.registry(),
+                &settings,
+                args.kinds.registry(&settings)?,
                 Some(&args.pool),
                 None,
                 args.bind.as_deref(),
@@ -406,7 +416,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit(args) => {
             // Checked against every kind drover has, test kinds included: the server (or,
             // on the store, the worker) decides what it runs.
-            let job = new_job(&Registry::with_test_kinds(), &args)?;
+            let job = new_job(&every_kind(), &args)?;
             match args.client.client()? {
                 Some(client) => submit_api(&client, job, &args).await,
                 None => submit(&*settings()?.open_store().await?, job, &args).await,
@@ -429,7 +439,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(client) => jobs::run_queues_api(&client, args.command).await,
             None => jobs::run_queues(&*settings()?.open_store().await?, args.command).await,
         },
-        Command::Demo(args) => demo(settings()?, Registry::with_test_kinds(), args).await,
+        Command::Demo(args) => demo::run(settings()?, args).await,
         Command::Bench(args) => bench::run(settings()?.open_store().await?, args).await,
     }
 }
@@ -576,29 +586,6 @@ fn parse_run_at(when: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
 
 /// Quick start: a worker on the configured store (SQLite file by default), one job, its
 /// events as they happen, then a graceful stop.
-async fn demo(settings: Settings, registry: Registry, args: PoolArgs) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store().await?;
-    println!(
-        "drover demo: {} store at {}",
-        store.backend(),
-        settings.store_url()
-    );
-    let handle = drover_worker::start(
-        store.clone(),
-        registry.clone(),
-        settings.worker_options(&args),
-    );
-    let job = NewJob::new("demo", "quick start: walk 10 items, checkpointing every 3")
-        .config(serde_json::json!({"items": 10, "item_ms": 100, "checkpoint_every": 3}));
-    let job = registry.prepare(job).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let job = store.enqueue(job).await?.into_job();
-    println!("submitted job {} (kind {})", job.id, job.kind);
-    let finished = follow::follow(&*store, job.id, true).await?;
-    handle.shutdown();
-    handle.wait().await;
-    Ok(follow::exit_code(&finished))
-}
-
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;

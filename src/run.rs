@@ -173,9 +173,23 @@ fn api_config(
     let config = drover_api::ApiConfig {
         token,
         max_body_bytes: api.max_body_bytes as usize,
-        allowed_hosts: api.allowed_hosts.clone(),
+        // The host of `mail.public_url` is where recipients' unsubscribe links point.
+        allowed_hosts: api
+            .allowed_hosts
+            .iter()
+            .cloned()
+            .chain(
+                settings
+                    .config
+                    .mail
+                    .public_url
+                    .as_deref()
+                    .and_then(drover_api::url_host),
+            )
+            .collect(),
         request_timeout: api.request_timeout,
         max_sse_streams: api.max_sse_streams as usize,
+        secret_key: settings.config.secrets.key()?,
         ..drover_api::ApiConfig::default()
     };
     Ok((addr, config))

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use drover_queue::schedule::{self, Save, ScheduleError, ScheduleSpec};
 use drover_queue::Store;
-use drover_worker::Registry;
 use serde_json::{json, Map, Value};
 
 use crate::client::ApiClient;
@@ -201,7 +200,7 @@ fn spec(body: Value) -> anyhow::Result<ScheduleSpec> {
     spec.validate()
         .map_err(|e| anyhow!("{}: {}", flag(&e.field), e.message))?;
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
-    Registry::with_test_kinds()
+    crate::every_kind()
         .prepare(spec.job_for(epoch, epoch))
         .map_err(|e| anyhow!("{}: {}", flag(&format!("job.{}", e.field)), e.message))?;
     Ok(spec)
@@ -481,7 +480,7 @@ pub async fn run_api(client: &ApiClient, command: ScheduleCommand) -> anyhow::Re
 pub async fn declare_from_config(
     store: &dyn Store,
     entries: &[ScheduleSpec],
-    registry: &Registry,
+    registry: &drover_worker::Registry,
 ) -> anyhow::Result<()> {
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
     for (i, spec) in entries.iter().enumerate() {

@@ -17,6 +17,48 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The workloads' clients' settings, from the `github`, `llm`, `mail`, `secrets`,
+    /// `limits` and `timeouts` sections.
+    pub fn workloads(&self) -> anyhow::Result<drover_workloads::Settings> {
+        let c = &self.config;
+        use crate::config::MailTransport;
+        use drover_workloads::{Secret, TransportKind};
+        Ok(drover_workloads::Settings {
+            github_base_url: c.github.base_url.clone(),
+            github_token: c.github.token.clone().map(Secret::new),
+            llm_base_url: c.llm.base_url.clone(),
+            llm_api_key: c.llm.api_key.clone().map(Secret::new),
+            llm_model: c.llm.model.clone(),
+            mail_transport: match c.mail.transport {
+                MailTransport::None => TransportKind::None,
+                MailTransport::Smtp => TransportKind::Smtp,
+                MailTransport::Http => TransportKind::Http,
+            },
+            smtp_url: c.mail.smtp_url.clone().map(Secret::new),
+            mail_http_url: c.mail.http_url.clone(),
+            mail_api_key: c.mail.api_key.clone().map(Secret::new),
+            mail_from: c.mail.from.clone(),
+            per_domain_per_minute: c.mail.per_domain_per_minute,
+            daily_cap: c.mail.daily_cap,
+            public_url: c.mail.public_url.clone(),
+            secrets_key: c.secrets.key()?,
+            api_timeout: c.timeouts.api_timeout,
+            rate_limit_share: c.limits.rate_limit_buffer,
+        })
+    }
+
+    /// The kinds this process runs: the workloads, plus the test kinds when asked.
+    pub fn registry(&self, test_kinds: bool) -> anyhow::Result<drover_worker::Registry> {
+        let mut registry = if test_kinds {
+            drover_worker::Registry::with_test_kinds()
+        } else {
+            drover_worker::Registry::production()
+        };
+        drover_workloads::register(&mut registry, &self.workloads()?)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(registry)
+    }
+
     /// Loads `path` (or ./drover.yaml), then `DROVER_*` variables, then `--store`.
     pub fn load(path: Option<&Path>, store: Option<&str>) -> anyhow::Result<Settings> {
         let mut config = Config::load(path, std::env::vars())?;

@@ -21,9 +21,52 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn quick_start_demo_runs_a_job_to_completion() {
+fn quick_start_demo_runs_a_campaign_against_the_sandbox() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = drover(dir.path(), &["demo"]);
+    let out = drover(dir.path(), &["demo", "campaign", "--leads", "80"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for want in [
+        "sandbox: GitHub REST and chat API on http://127.0.0.1:",
+        "running on",
+        "discovery",
+        "enrichment",
+        "outreach",
+        "artifact",
+        "completed on",
+        "0 over a rate budget",
+        "report: drover-data/campaign-",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("result: "))
+        .expect("a result line");
+    let result: serde_json::Value = serde_json::from_str(result).expect("the result is JSON");
+    assert_eq!(result["leads"], 80, "{result}");
+    let sent = result["sent"].as_u64().expect("sent");
+    assert!(sent > 0, "{result}");
+    assert!(
+        stdout.contains(&format!("{sent} messages at the SMTP sink")),
+        "the sink got exactly the sent messages:\n{stdout}"
+    );
+    let report = std::fs::read_dir(dir.path().join("drover-data"))
+        .expect("drover-data")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with("-report.csv"))
+        .expect("the report file");
+    let report = std::fs::read_to_string(report.path()).expect("read the report");
+    assert_eq!(report.lines().count(), 81, "a header and a row per lead");
+    assert!(report.starts_with(
+        "login,name,email,email_source,repo,last_active_at,personalization,subject,send_status"
+    ));
+}
+
+#[test]
+fn demo_walk_runs_a_demo_job_to_completion() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = drover(dir.path(), &["demo", "walk"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     for want in [

@@ -171,6 +171,15 @@ async fn store_conformance_and_a_worker_pool_on_a_three_master_cluster() {
         effects_are_recorded_once_and_fenced,
         artifacts_are_stored_listed_and_fenced,
         nul_characters_are_refused_alike,
+        rate_limits_are_written_by_compare_and_set,
+        concurrent_takers_share_one_budget_per_window,
+        a_spent_budget_waits_until_the_reset,
+        observations_fold_in_any_order,
+        rate_limits_of_resources_are_independent,
+        suppressions_are_kept_once_and_paged_by_address,
+        batched_lookups_take_any_number_of_addresses,
+        contacts_keep_the_latest,
+        suppressions_take_normalised_addresses,
     );
 
     // A worker pool: two `drover worker` processes, 4 slots each, on two queues.

@@ -1,5 +1,6 @@
 //! The access log: one `info` line per request (target `drover_api::access`) with the
-//! method, the matched route, the path (its `token` query value redacted), the status,
+//! method, the matched route, the path (its `token` query value and an unsubscribe token
+//! redacted), the status,
 //! the latency and a request id. The id is the client's `x-request-id` when it sent a
 //! sensible one, a new UUID otherwise, and is returned in `x-request-id` either way.
 //!
@@ -56,7 +57,13 @@ fn acceptable_id(value: &HeaderValue) -> bool {
 }
 
 /// `path?query` with the value of every `token` parameter replaced by `[redacted]`.
+/// An unsubscribe link's token (`/u/{token}`, which carries the address) is replaced too.
 pub(crate) fn redacted(path: &str, query: Option<&str>) -> String {
+    let path = if path.starts_with("/u/") {
+        "/u/[redacted]"
+    } else {
+        path
+    };
     let Some(query) = query else {
         return path.to_owned();
     };
@@ -79,5 +86,9 @@ mod tests {
             "/v1/jobs/x/events?after=3&token=[redacted]"
         );
         assert_eq!(super::redacted("/v1/jobs", None), "/v1/jobs");
+        assert_eq!(
+            super::redacted("/u/YW5uQGV4YW1wbGUuY29t.mac", None),
+            "/u/[redacted]"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! drover's HTTP API (SPEC §4): jobs, queues and workers under `/v1`, the SSE event stream,
-//! the OpenAPI document, Prometheus metrics, health, and the dashboard page; and the health
+//! drover's HTTP API (SPEC §4): jobs, queues, workers, schedules and suppressions under
+//! `/v1`, the SSE event stream, the open unsubscribe routes (`/u/{token}`), the OpenAPI
+//! document, Prometheus metrics, health, and the dashboard page; and the health
 //! and metrics endpoints a worker process serves ([`WorkerEndpoints`]).
 //!
 //! Handlers are thin: they parse and validate at the edge, call the store, and turn every
@@ -20,6 +21,8 @@ mod routes;
 mod schedules;
 mod server;
 pub mod sse;
+mod suppressions;
+mod unsubscribe;
 mod worker_ops;
 
 use std::net::SocketAddr;
@@ -34,6 +37,7 @@ use drover_worker::Registry;
 
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
+pub use origin::url_host;
 pub use sse::EventHub;
 pub use worker_ops::WorkerEndpoints;
 
@@ -56,6 +60,9 @@ pub struct ApiConfig {
     pub header_read_timeout: Duration,
     /// Event streams open at once; past this, `GET …/events` answers 429.
     pub max_sse_streams: usize,
+    /// The `secrets` key unsubscribe tokens are verified under; without it `/u/{token}`
+    /// answers 404 to every token.
+    pub secret_key: Option<drover_queue::secret::SecretKey>,
 }
 
 impl Default for ApiConfig {
@@ -68,6 +75,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             max_sse_streams: 1000,
+            secret_key: None,
         }
     }
 }
@@ -128,6 +136,14 @@ pub fn router(state: AppState) -> Router {
         .route("/schedules/{id}/pause", post(schedules::pause))
         .route("/schedules/{id}/resume", post(schedules::resume))
         .route("/schedules/{id}/trigger", post(schedules::trigger))
+        .route(
+            "/suppressions",
+            get(suppressions::list).post(suppressions::create),
+        )
+        .route(
+            "/suppressions/{email}",
+            axum::routing::delete(suppressions::delete),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -139,6 +155,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route(
+            "/u/{token}",
+            get(unsubscribe::show).post(unsubscribe::unsubscribe),
+        )
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn(headers::nosniff))

@@ -34,6 +34,7 @@ pub fn document(registry: &Registry) -> Value {
     add_layer_answers(&mut doc);
     constrain_parameters(&mut doc);
     constrain_gates(&mut doc);
+    constrain_suppressions(&mut doc);
     constrain_new_job(&mut doc, registry);
     add_links(&mut doc);
     if let Some(batch) = doc.pointer_mut(&format!(
@@ -94,12 +95,15 @@ fn add_layer_answers(doc: &mut Value) {
             error("No answer within api.request_timeout, or the store is unreachable"),
         );
         if op.get("requestBody").is_some() {
-            declare(op, "400", error("The body is not JSON"));
             declare(
                 op,
                 "413",
                 json!({ "description": "The body is larger than api.max_body_bytes" }),
             );
+        }
+        // `/v1` bodies are JSON; the unsubscribe form's is not parsed.
+        if op.get("requestBody").is_some() && path.starts_with("/v1/") {
+            declare(op, "400", error("The body is not JSON"));
             declare(op, "415", error("`Content-Type` is not application/json"));
             declare(
                 op,
@@ -154,6 +158,38 @@ fn constrain_gates(doc: &mut Value) {
     for param in operation_parameters(doc, "/v1/jobs/{id}/gates/{key}", "post") {
         if param["name"] == "key" {
             param["schema"] = json!({ "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$" });
+        }
+    }
+}
+
+/// The suppression routes: `after` is an address (not an event number), a new
+/// suppression's `email` holds one `@` (the rest of the address rule, `normalise_email`'s,
+/// is a 422 naming `email`), and an unsubscribe token has its shape.
+fn constrain_suppressions(doc: &mut Value) {
+    for param in operation_parameters(doc, "/v1/suppressions", "get") {
+        if param["name"] == "after" {
+            param["schema"] = json!({ "type": "string", "pattern": NO_NUL });
+        }
+    }
+    if let Some(fields) = doc.pointer_mut("/components/schemas/NewSuppression/properties") {
+        fields["email"] = json!({
+            "type": "string",
+            "pattern": "^[^@\\u0000]+@[^@\\u0000]+$",
+        });
+        fields["note"] = json!({
+            "type": ["string", "null"],
+            "maxLength": crate::suppressions::MAX_NOTE_BYTES,
+            "pattern": NO_NUL,
+        });
+    }
+    for method in ["get", "post"] {
+        for param in operation_parameters(doc, "/u/{token}", method) {
+            if param["name"] == "token" {
+                param["schema"] = json!({
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{2,}\\.[A-Za-z0-9_-]{22}$",
+                });
+            }
         }
     }
 }
@@ -337,7 +373,19 @@ fn constrain_new_job(doc: &mut Value, registry: &Registry) {
             let mut variant = base.clone();
             variant["title"] = json!(format!("NewJob ({name})"));
             variant["properties"]["kind"] = json!({ "type": "string", "const": name });
-            variant["properties"]["config"] = config_schema(registry, name);
+            let config = config_schema(registry, name);
+            // A kind whose config has required keys needs the config itself.
+            let needs_config = config
+                .get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            variant["properties"]["config"] = config;
+            if needs_config {
+                match variant["required"].as_array_mut() {
+                    Some(required) => required.push(json!("config")),
+                    None => variant["required"] = json!(["kind", "goal", "config"]),
+                }
+            }
             variant
         })
         .collect();

@@ -27,12 +27,14 @@ use crate::{routes, ApiError, AppState};
         crate::schedules::create, crate::schedules::list, crate::schedules::show,
         crate::schedules::replace, crate::schedules::delete, crate::schedules::pause,
         crate::schedules::resume, crate::schedules::trigger,
+        crate::suppressions::list, crate::suppressions::create, crate::suppressions::delete,
+        crate::unsubscribe::show, crate::unsubscribe::unsubscribe,
         dashboard, openapi, metrics, healthz, readyz,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags((name = "jobs"), (name = "gates"), (name = "queues"), (name = "workers"),
-        (name = "schedules"), (name = "operations"))
+        (name = "schedules"), (name = "suppressions"), (name = "operations"))
 )]
 pub(crate) struct ApiDoc;
 

@@ -13,7 +13,8 @@
 //!   send `Sec-Fetch-Site`, which must be `same-origin` (or `none`: typed by the user);
 //!   without it, `Origin`, when present, must be this server. A page on another port of
 //!   127.0.0.1 is `same-site`, and refused too. Clients that send neither (the CLI, curl)
-//!   pass; the token, when set, is their gate.
+//!   pass; the token, when set, is their gate. The unsubscribe routes (`/u/{token}`) are
+//!   exempt: their one-click POST comes from mail providers.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -47,10 +48,19 @@ pub async fn guard(
     if !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
+    ) && !is_unsubscribe(request.uri().path())
+    {
         cross_site_check(request.headers(), host, &config.allowed_hosts)?;
     }
     Ok(next.run(request).await)
+}
+
+/// `/u/{token}`: the one-click unsubscribe POST (RFC 8058) comes from the recipient's mail
+/// provider, cross-site by nature. It needs no cross-site check: it only suppresses the
+/// address its token names, which is what anyone holding the link may do.
+fn is_unsubscribe(path: &str) -> bool {
+    path.strip_prefix("/u/")
+        .is_some_and(|token| !token.is_empty() && !token.contains('/'))
 }
 
 /// A header's value as text; a value that is not visible ASCII is refused, naming it.
@@ -125,6 +135,22 @@ pub(crate) fn host_allowed(
     }
 }
 
+/// The `host[:port]` of an absolute `http(s)://` URL (user info dropped), for
+/// `api.allowed_hosts`: the API must answer to the host its public URL names (the
+/// unsubscribe links of `mail.public_url`). `None` for anything else.
+pub fn url_host(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let name = host_name(host);
+    (!name.is_empty() && !name.starts_with(':')).then(|| host.to_string())
+}
+
 /// The host part of `host[:port]` / `[v6][:port]`, without a trailing dot.
 fn host_name(authority: &str) -> &str {
     let name = if authority.starts_with('[') {
@@ -189,6 +215,35 @@ mod tests {
             "Drover.Example.com.",
             bound,
             &["drover.example.com:8080".into()]
+        ));
+    }
+
+    #[test]
+    fn public_urls_give_their_host() {
+        for (url, host) in [
+            ("https://drover.example.com", Some("drover.example.com")),
+            ("https://drover.example.com/", Some("drover.example.com")),
+            (
+                "http://drover.example.com:8443/base?x#y",
+                Some("drover.example.com:8443"),
+            ),
+            (
+                "HTTPS://user:pw@Drover.Example.com/u",
+                Some("Drover.Example.com"),
+            ),
+            ("http://[::1]:8080/", Some("[::1]:8080")),
+            ("drover.example.com", None),
+            ("ftp://drover.example.com", None),
+            ("https:///path", None),
+            ("https://:443/", None),
+        ] {
+            assert_eq!(url_host(url).as_deref(), host, "{url}");
+        }
+        let host = url_host("https://drover.example.com/").expect("a host");
+        assert!(host_allowed(
+            "drover.example.com",
+            at("127.0.0.1:8080"),
+            &[host]
         ));
     }
 

@@ -9,6 +9,7 @@ mod sql_rows;
 mod admission;
 pub mod gate;
 pub mod job;
+pub mod limits;
 pub mod migrate;
 pub mod notifier;
 pub mod operator;
@@ -16,21 +17,25 @@ pub mod postgres;
 mod queue_stats;
 pub mod redis_store;
 pub mod schedule;
+pub mod secret;
 pub mod sqlite;
 pub mod status;
 pub mod store;
+pub mod suppress;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transitions;
 
 pub use gate::{Decision, Gate, GateCursor, GateFilter, GatePage, GateStatus, NewGate};
 pub use job::{FailureKind, Job, JobFailure, JobId, NewJob, Priority, Timeouts};
+pub use limits::{Observation, Permit, RateLimit};
 pub use notifier::{LocalNotifier, Notifier, Signal};
 pub use postgres::PgStore;
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 pub use status::{JobStatus, Transition};
 pub use store::*;
+pub use suppress::{Contact, Suppression, SuppressionReason};
 
 use std::sync::Arc;
 

@@ -113,6 +113,11 @@ pub const SQLITE: &[Migration] = &[
         name: "item_outputs",
         sql: include_str!("../../migrations/sqlite/0008_item_outputs.sql"),
     },
+    Migration {
+        version: 9,
+        name: "rate_limits_suppressions",
+        sql: include_str!("../../migrations/sqlite/0009_rate_limits_suppressions.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -166,6 +171,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "item_outputs",
         sql: include_str!("../../migrations/postgres/0010_item_outputs.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "rate_limits_suppressions",
+        sql: include_str!("../../migrations/postgres/0011_rate_limits_suppressions.sql"),
     },
 ];
 

@@ -35,7 +35,22 @@ const ENV_SEPARATOR: &str = "__";
 
 /// Keys whose environment value is taken verbatim rather than parsed as YAML, so that a
 /// token like `0123` or `yes` stays the string it was written as.
-const VERBATIM_ENV_KEYS: &[&str] = &["queue.url", "api.bind", "api.token"];
+const VERBATIM_ENV_KEYS: &[&str] = &[
+    "queue.url",
+    "api.bind",
+    "api.token",
+    "secrets.key",
+    "github.base_url",
+    "github.token",
+    "llm.base_url",
+    "llm.api_key",
+    "llm.model",
+    "mail.smtp_url",
+    "mail.http_url",
+    "mail.api_key",
+    "mail.from",
+    "mail.public_url",
+];
 
 /// Keys holding lists, which the environment may also give comma-separated
 /// (`DROVER_WORKERS__QUEUES=default,emails`) besides YAML flow style (`[default, emails]`).
@@ -107,6 +122,14 @@ pub struct Config {
     pub retention: Retention,
     /// The HTTP API.
     pub api: Api,
+    /// The key unsubscribe tokens are made under.
+    pub secrets: Secrets,
+    /// The GitHub REST API the campaign workload reads.
+    pub github: Github,
+    /// An OpenAI-compatible API for personalisation (none: the templates).
+    pub llm: Llm,
+    /// How messages are sent (by default they are not: drafts only).
+    pub mail: Mail,
     /// Schedules created or updated when an API or worker process starts, each shaped as
     /// the body of `POST /v1/schedules`; see [`drover_queue::schedule::declare`] for who
     /// owns them afterwards. Default none.
@@ -117,15 +140,7 @@ impl Config {
     /// Keys set away from their default that drover accepts (so configs written for what
     /// comes next load) but does not use yet: each earns a warning at start, never silence.
     pub fn inert_keys_set(&self) -> Vec<&'static str> {
-        let defaults = Config::default();
-        let mut keys = Vec::new();
-        if self.limits.rate_limit_buffer != defaults.limits.rate_limit_buffer {
-            keys.push("limits.rate_limit_buffer");
-        }
-        if self.timeouts.api_timeout != defaults.timeouts.api_timeout {
-            keys.push("timeouts.api_timeout");
-        }
-        keys
+        Vec::new()
     }
 }
 
@@ -261,16 +276,151 @@ pub struct Limits {
     /// Jobs running at once in this process's pool (not across the fleet); `None` (the
     /// default) means one per worker slot.
     pub max_concurrent_jobs: Option<u32>,
-    /// Headroom kept below an upstream rate limit, in percent. Default 10.
-    pub rate_limit_buffer: u32,
+    /// The share of an external rate limit (a GitHub token's, a mail domain's) drover
+    /// lets itself use, fleet-wide: above 0, at most 1. Default 0.8.
+    pub rate_limit_buffer: f64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_concurrent_jobs: None,
-            rate_limit_buffer: 10,
+            rate_limit_buffer: 0.8,
         }
+    }
+}
+
+/// The `github` section.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Github {
+    /// Default `https://api.github.com`.
+    pub base_url: String,
+    /// A token (`DROVER_GITHUB__TOKEN`); without one, GitHub allows 60 requests an hour.
+    pub token: Option<String>,
+}
+
+impl Default for Github {
+    fn default() -> Self {
+        Github {
+            base_url: "https://api.github.com".into(),
+            token: None,
+        }
+    }
+}
+
+impl fmt::Debug for Github {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Github")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The `llm` section.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Llm {
+    /// An OpenAI-compatible API's base (`https://api.openai.com/v1`); requests go to
+    /// `{base_url}/chat/completions`. Default none: messages come from the templates.
+    pub base_url: Option<String>,
+    /// `DROVER_LLM__API_KEY`.
+    pub api_key: Option<String>,
+    /// Default `gpt-4o-mini`.
+    pub model: String,
+}
+
+impl Default for Llm {
+    fn default() -> Self {
+        Llm {
+            base_url: None,
+            api_key: None,
+            model: "gpt-4o-mini".into(),
+        }
+    }
+}
+
+impl fmt::Debug for Llm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Llm")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+/// `mail.transport`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// Drafts only: nothing is sent, whatever a job asks.
+    #[default]
+    None,
+    Smtp,
+    Http,
+}
+
+/// The `mail` section.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mail {
+    /// `none` (default: drafts only), `smtp` or `http`.
+    pub transport: MailTransport,
+    /// `smtp://host:port`, `smtp://host:port?tls=required` or `smtps://user:pass@host:465`.
+    pub smtp_url: Option<String>,
+    /// A Resend-shaped API's base (`https://api.resend.com`).
+    pub http_url: Option<String>,
+    /// The HTTP API's key (`DROVER_MAIL__API_KEY`).
+    pub api_key: Option<String>,
+    /// The sender: `Name <address>` or an address.
+    pub from: Option<String>,
+    /// Messages per recipient domain per minute, fleet-wide. Default 30.
+    pub per_domain_per_minute: u64,
+    /// Messages per UTC day, fleet-wide. Default none.
+    pub daily_cap: Option<u64>,
+    /// This API's public URL, for the unsubscribe links every message carries.
+    pub public_url: Option<String>,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Mail {
+            transport: MailTransport::None,
+            smtp_url: None,
+            http_url: None,
+            api_key: None,
+            from: None,
+            per_domain_per_minute: 30,
+            daily_cap: None,
+            public_url: None,
+        }
+    }
+}
+
+impl fmt::Debug for Mail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let smtp = self.smtp_url.as_ref().map(|url| {
+            // A password may sit in the URL's user part.
+            match url
+                .split_once("://")
+                .and_then(|(s, rest)| rest.split_once('@').map(|(_, h)| (s, h)))
+            {
+                Some((scheme, host)) => format!("{scheme}://<redacted>@{host}"),
+                None => url.clone(),
+            }
+        });
+        f.debug_struct("Mail")
+            .field("transport", &self.transport)
+            .field("smtp_url", &smtp)
+            .field("http_url", &self.http_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .field("per_domain_per_minute", &self.per_domain_per_minute)
+            .field("daily_cap", &self.daily_cap)
+            .field("public_url", &self.public_url)
+            .finish()
     }
 }
 
@@ -372,11 +522,70 @@ impl Default for Api {
     }
 }
 
+/// The `secrets` section: the 32-byte key (base64) that unsubscribe tokens are made under,
+/// from `key_file` or from `key` (meant for `DROVER_SECRETS__KEY`). Its `Debug` shows
+/// whether a key is set, never the key.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Secrets {
+    /// A file holding the key, base64 (`openssl rand -base64 32 > key`). Default none.
+    pub key_file: Option<PathBuf>,
+    /// The key itself, base64; set it through `DROVER_SECRETS__KEY` rather than in a
+    /// file that others read. Default none.
+    pub key: Option<String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("key_file", &self.key_file)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Secrets {
+    /// The key, read and decoded: `None` when neither `key` nor `key_file` is set. An
+    /// unreadable file, text that is not base64 of 32 bytes, or both keys set are refused
+    /// naming the key (never showing its value).
+    pub fn key(&self) -> Result<Option<drover_queue::secret::SecretKey>, ConfigError> {
+        use drover_queue::secret::SecretKey;
+        match (&self.key, &self.key_file) {
+            (Some(_), Some(_)) => Err(invalid(
+                "secrets.key",
+                "set either `secrets.key` (DROVER_SECRETS__KEY) or `secrets.key_file`, not both",
+            )),
+            (Some(key), None) => SecretKey::from_base64(key).map(Some).map_err(|why| {
+                invalid(
+                    "secrets.key",
+                    format!("{why} (set in the config file or by DROVER_SECRETS__KEY)"),
+                )
+            }),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    invalid(
+                        "secrets.key_file",
+                        format!("cannot read `{}`: {err}", path.display()),
+                    )
+                })?;
+                SecretKey::from_base64(&text).map(Some).map_err(|why| {
+                    invalid(
+                        "secrets.key_file",
+                        format!("the key in `{}`: {why}", path.display()),
+                    )
+                })
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 impl Config {
     /// Checks what types alone cannot: `workers.pool_size >= 1`,
     /// `workers.heartbeat_interval < workers.lease_ttl`, `queue.priority_levels == 3`,
-    /// `persistence.max_checkpoints >= 1`, a `queue.url` scheme drover has a store for, and
-    /// `schedules` entries that are valid declarations with distinct ids.
+    /// `persistence.max_checkpoints >= 1`, a `queue.url` scheme drover has a store for,
+    /// a `secrets` key that reads and decodes to 32 bytes, and `schedules` entries that are
+    /// valid declarations with distinct ids.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers.pool_size == 0 {
             return Err(invalid("workers.pool_size", "must be at least 1"));
@@ -411,6 +620,8 @@ impl Config {
         if self.api.request_timeout.is_zero() {
             return Err(invalid("api.request_timeout", "must be longer than 0s"));
         }
+        self.secrets.key()?;
+        self.validate_workloads()?;
         self.validate_schedules()?;
         let url = &self.queue.url;
         if !STORE_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
@@ -446,6 +657,87 @@ impl Config {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The workloads' sections: URLs that parse, a share in (0, 1], and what sending needs
+    /// when a transport is set (a sender, a public URL and the secrets key for unsubscribe
+    /// links, and the transport's own URL).
+    fn validate_workloads(&self) -> Result<(), ConfigError> {
+        let share = self.limits.rate_limit_buffer;
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(invalid(
+                "limits.rate_limit_buffer",
+                format!("the share of a rate limit drover uses: above 0, at most 1 (got {share})"),
+            ));
+        }
+        let http_url = |key: &'static str, url: &str| {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                Ok(())
+            } else {
+                Err(invalid(key, "must be an http:// or https:// URL"))
+            }
+        };
+        http_url("github.base_url", &self.github.base_url)?;
+        if let Some(url) = &self.llm.base_url {
+            http_url("llm.base_url", url)?;
+        }
+        if let Some(url) = &self.mail.http_url {
+            http_url("mail.http_url", url)?;
+        }
+        if let Some(url) = &self.mail.public_url {
+            http_url("mail.public_url", url)?;
+            if drover_api::url_host(url).is_none() {
+                return Err(invalid(
+                    "mail.public_url",
+                    "must name a host (https://drover.example.com)",
+                ));
+            }
+        }
+        if let Some(url) = &self.mail.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(invalid(
+                    "mail.smtp_url",
+                    "must be an smtp:// or smtps:// URL",
+                ));
+            }
+        }
+        if self.mail.per_domain_per_minute == 0 {
+            return Err(invalid("mail.per_domain_per_minute", "must be at least 1"));
+        }
+        let needs = |key: &'static str, set: bool, why: &str| {
+            if set {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("required when mail.transport is {why}"),
+                ))
+            }
+        };
+        match self.mail.transport {
+            MailTransport::None => return Ok(()),
+            MailTransport::Smtp => needs("mail.smtp_url", self.mail.smtp_url.is_some(), "smtp")?,
+            MailTransport::Http => {
+                needs("mail.http_url", self.mail.http_url.is_some(), "http")?;
+                needs("mail.api_key", self.mail.api_key.is_some(), "http")?;
+            }
+        }
+        needs("mail.from", self.mail.from.is_some(), "set")?;
+        needs(
+            "mail.public_url",
+            self.mail.public_url.is_some(),
+            "set (every message carries an unsubscribe link)",
+        )?;
+        if self.secrets.key()?.is_none() {
+            return Err(invalid(
+                "secrets.key",
+                "required when mail.transport is set: unsubscribe links are signed with it \
+                 (DROVER_SECRETS__KEY or secrets.key_file)",
+            ));
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ fn defaults() {
     assert_eq!(config.queue.priority_levels, 3);
     assert_eq!(config.persistence.max_checkpoints, 10);
     assert!(config.persistence.compression);
-    assert_eq!(config.limits.rate_limit_buffer, 10);
+    assert_eq!(config.limits.rate_limit_buffer, 0.8);
     assert_eq!(config.timeouts.step_timeout, Some(Duration::from_secs(300)));
     assert_eq!(config.retention.completed, Duration::from_secs(3 * 86_400));
     assert_eq!(config.retention.failed, Duration::from_secs(30 * 86_400));
@@ -244,20 +244,43 @@ fn missing_explicit_file_names_the_path() {
 }
 
 #[test]
-fn keys_without_effect_yet_are_reported() {
-    let set = file("limits:\n  rate_limit_buffer: 20\nworkers:\n  pool_size: 2\n");
+fn every_key_has_an_effect() {
+    let set = file("limits:\n  rate_limit_buffer: 0.5\nworkers:\n  pool_size: 2\n");
     let config = Config::load(
         Some(set.path()),
         env(&[("DROVER_TIMEOUTS__API_TIMEOUT", "10s")]),
     )
     .expect("load");
-    assert_eq!(
-        config.inert_keys_set(),
-        ["limits.rate_limit_buffer", "timeouts.api_timeout"]
+    assert!(config.inert_keys_set().is_empty());
+}
+
+#[test]
+fn workload_sections_are_checked_naming_the_key() {
+    let refused = |yaml: &str, envs: &[(&str, &str)]| {
+        Config::load(Some(file(yaml).path()), env(envs))
+            .expect_err(yaml)
+            .to_string()
+    };
+    assert!(
+        refused("limits:\n  rate_limit_buffer: 1.5\n", &[]).contains("limits.rate_limit_buffer")
     );
-    let plain =
-        Config::load(Some(file("workers:\n  pool_size: 2\n").path()), env(&[])).expect("load");
-    assert!(plain.inert_keys_set().is_empty());
+    assert!(refused("github:\n  base_url: ftp://x\n", &[]).contains("github.base_url"));
+    assert!(refused("mail:\n  transport: smtp\n", &[]).contains("mail.smtp_url"));
+    assert!(refused("mail:\n  transport: carrier-pigeon\n", &[]).contains("mail.transport"));
+    let no_key = "mail:\n  transport: smtp\n  smtp_url: smtp://127.0.0.1:2525\n  from: a@b.test\n  public_url: http://127.0.0.1:8080\n";
+    assert!(refused(no_key, &[]).contains("secrets.key"));
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let config = Config::load(
+        Some(file(no_key).path()),
+        env(&[
+            ("DROVER_SECRETS__KEY", key),
+            ("DROVER_GITHUB__TOKEN", "0123"),
+        ]),
+    )
+    .expect("a complete mail section loads");
+    assert_eq!(config.github.token.as_deref(), Some("0123"));
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("0123") && !shown.contains(key), "{shown}");
 }
 
 #[test]
@@ -339,4 +362,75 @@ fn a_bad_schedule_entry_names_its_key() {
     let (key, message) = invalid_key(load(twice, &[]));
     assert_eq!(key, "schedules[1].id");
     assert!(message.contains("schedules[0]"), "{message}");
+}
+
+/// 32 bytes of 0x2a, base64.
+const KEY_B64: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+#[test]
+fn the_secrets_key_comes_from_the_environment_or_a_file() {
+    let config = load("", &[("DROVER_SECRETS__KEY", KEY_B64)]).expect("loads");
+    let key = config.secrets.key().expect("decodes").expect("a key");
+    assert_eq!(key.bytes(), &[0x2a; 32]);
+
+    let key_file = file(&format!("{KEY_B64}\n"));
+    let config = load(
+        &format!("secrets:\n  key_file: {}\n", key_file.path().display()),
+        &[],
+    )
+    .expect("loads");
+    let key = config.secrets.key().expect("reads").expect("a key");
+    assert_eq!(key.bytes(), &[0x2a; 32]);
+
+    assert_eq!(
+        load("", &[]).expect("loads").secrets.key().expect("none"),
+        None
+    );
+}
+
+#[test]
+fn a_wrong_secrets_key_is_refused_naming_it() {
+    // 16 bytes, not 32.
+    let (key, message) = invalid_key(load(
+        "",
+        &[("DROVER_SECRETS__KEY", "AAAAAAAAAAAAAAAAAAAAAA==")],
+    ));
+    assert_eq!(key, "secrets.key");
+    assert!(message.contains("32 bytes"), "{message}");
+    assert!(message.contains("DROVER_SECRETS__KEY"), "{message}");
+    let (key, message) = invalid_key(load("", &[("DROVER_SECRETS__KEY", "not*base64")]));
+    assert_eq!(key, "secrets.key");
+    assert!(
+        !message.contains("not*base64"),
+        "the value is not repeated: {message}"
+    );
+
+    let short = file("c2hvcnQ=\n");
+    let (key, _) = invalid_key(load(
+        &format!("secrets:\n  key_file: {}\n", short.path().display()),
+        &[],
+    ));
+    assert_eq!(key, "secrets.key_file");
+    let (key, message) = invalid_key(load("secrets:\n  key_file: /nonexistent/drover.key\n", &[]));
+    assert_eq!(key, "secrets.key_file");
+    assert!(message.contains("/nonexistent/drover.key"), "{message}");
+
+    let both = file(KEY_B64);
+    let (key, message) = invalid_key(load(
+        &format!("secrets:\n  key_file: {}\n", both.path().display()),
+        &[("DROVER_SECRETS__KEY", KEY_B64)],
+    ));
+    assert_eq!(key, "secrets.key");
+    assert!(message.contains("not both"), "{message}");
+}
+
+#[test]
+fn debug_output_never_shows_the_secrets_key() {
+    let config = load("", &[("DROVER_SECRETS__KEY", KEY_B64)]).expect("loads");
+    let shown = format!("{config:?} {:?}", config.secrets.key());
+    assert!(
+        !shown.contains(KEY_B64) && !shown.contains("KioqKio"),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"), "{shown}");
 }

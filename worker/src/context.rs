@@ -182,6 +182,13 @@ impl JobContext {
         interrupt.ok().flatten().unwrap_or(Interrupt::Shutdown)
     }
 
+    /// The store the job lives in, for what a workload shares across jobs and workers (rate
+    /// limits, suppressions). Writes that belong to the job go through the fenced methods
+    /// here, never straight to the store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// The settings this run follows.
     pub fn settings(&self) -> &RunSettings {
         &self.settings
@@ -222,7 +229,7 @@ impl JobContext {
 
     /// The job's stored outputs of map step `step` from index `from`, in index order, at most
     /// `limit` (see `RunLog::item_outputs`).
-    pub(crate) async fn item_outputs(
+    pub async fn item_outputs(
         &self,
         step: &str,
         from: u64,

@@ -73,6 +73,16 @@ pub trait Kind: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Checks a whole job before it is enqueued: its goal and its config together (a
+    /// workload that reads its target from the goal, with the config filling gaps). The
+    /// error names the field (`goal`, `config.count`). By default, [`Kind::validate`].
+    fn validate_job(&self, _goal: &str, config: &Value) -> Result<(), InvalidJob> {
+        self.validate(config).map_err(|message| InvalidJob {
+            field: "config",
+            message,
+        })
+    }
+
     /// Runs the job to its result. Call `ctx.safe_point()` often enough that pause and
     /// cancel requests are honoured promptly.
     async fn run(&self, ctx: JobContext) -> Result<Value, JobError>;
@@ -155,10 +165,7 @@ impl Registry {
                 format!("unknown kind `{}` (known: {known})", job.kind)
             },
         })?;
-        kind.validate(&job.config).map_err(|message| InvalidJob {
-            field: "config",
-            message,
-        })?;
+        kind.validate_job(&job.goal, &job.config)?;
         if job.max_attempts.is_none() {
             job.max_attempts = kind.max_attempts();
         }

@@ -47,6 +47,17 @@ fn malformed_graphs_are_refused_when_built() {
         ),
         (two().retry("zz", 2), "retry names unknown step `zz`"),
         (noop_task(two(), "a"), "`a` is added twice"),
+        (
+            two().map(
+                "m",
+                MapStep::over_outputs(
+                    "a",
+                    |_, outputs| outputs,
+                    |_ctx, _i, v| async move { Ok(v) },
+                ),
+            ),
+            "map `m` reads the outputs of `a`, which is not a map step",
+        ),
     ];
     for (graph, expected) in cases {
         let problem = graph.validate().expect_err(expected);
@@ -514,7 +525,68 @@ async fn effects_whose_outcome_is_unknown_are_never_guessed(backend: Backend) {
     s.stop().await;
 }
 
+/// `numbers` maps 0..20 to their squares; `evens` maps over those outputs (read back from
+/// the store, the state never holding them), keeping the even ones; a checkpoint every 3
+/// items, so both maps' outputs are stored in several checkpoints and the last ones with
+/// the step boundary's.
+fn pipeline(seen: Arc<Mutex<Vec<i64>>>) -> GraphKind<Bag> {
+    let first = MapStep::new(
+        |_: &Bag| (0..20).map(Value::from).collect(),
+        |_ctx, _i, item: Value| async move { Ok(json!(item.as_i64().unwrap_or(0).pow(2))) },
+    )
+    .concurrency(4);
+    let second = MapStep::over_outputs(
+        "numbers",
+        |_: &Bag, outputs| {
+            outputs
+                .into_iter()
+                .filter(|v| v.as_i64().unwrap_or(1) % 2 == 0)
+                .collect()
+        },
+        move |_ctx, _i, item: Value| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().expect("seen").push(item.as_i64().unwrap_or(-1));
+                Ok(item)
+            }
+        },
+    )
+    .fold(|bag: &mut Bag, _i, v| bag.outputs.push(v.as_i64().unwrap_or(-1)));
+    let graph = Graph::new().map("numbers", first).map("evens", second);
+    GraphKind::new("pipeline", graph, |_| Ok(Bag::default())).policy(|_| {
+        drover_worker::graph::CheckpointPolicy {
+            every_items: Some(3),
+            ..Default::default()
+        }
+    })
+}
+
+async fn a_map_over_an_earlier_maps_outputs_sees_each_once_in_order(backend: Backend) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = setup(
+        backend,
+        registry_with(|r| {
+            r.register(pipeline(seen.clone()));
+        }),
+        options(2),
+    )
+    .await;
+    let id = s.submit(NewJob::new("pipeline", "squares")).await;
+    let job = s.finished(id).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    let evens: Vec<i64> = (0..20).map(|i: i64| i * i).filter(|v| v % 2 == 0).collect();
+    assert_eq!(job.result.expect("result")["outputs"], json!(evens));
+    let mut seen = seen.lock().expect("seen").clone();
+    seen.sort_unstable();
+    assert_eq!(seen, evens, "each item once");
+    // The state never carried the first map's outputs: its checkpoints stay small.
+    let checkpoints = s.store.checkpoints(id).await.expect("checkpoints");
+    assert!(checkpoints.iter().all(|c| c.size < 400), "{checkpoints:?}");
+    s.stop().await;
+}
+
 drover_queue::on_every_backend!(
+    a_map_over_an_earlier_maps_outputs_sees_each_once_in_order,
     effects_whose_outcome_is_unknown_are_never_guessed,
     a_state_that_does_not_serialize_fails_the_job,
     failed_items_are_retried_or_skipped_and_listed,

@@ -28,6 +28,7 @@
 mod enqueue;
 mod gates;
 mod leases;
+mod limits;
 mod listener;
 mod maintenance;
 mod peers;

@@ -35,6 +35,11 @@
 //! | `:jobq` | hash id → queue | where each job lives (`queue_index.rs`); written before the job, so a crash leaves at worst a harmless entry | *enqueue* (removed again when the script refuses), *prune* |
 //! | `:workers` | hash id → JSON | the worker registry | *`heartbeat_worker`*, *`remove_worker`* |
 //! | `:leader:<name>` | string, with a TTL | who holds a leadership | lead, *`resign`* |
+//! | `:ratelimit:<resource>` | hash `limit`, `remaining`, `reset_at`, `blocked_until` (absent: unknown), `version`, `updated_at` | a shared rate limit | `rate_limit_put` (a compare-and-set on `version`) |
+//! | `:ratelimits` | set | every resource with a rate limit | `rate_limit_put` |
+//! | `:supp` | hash address → JSON | the suppression list | suppress, unsuppress |
+//! | `:supp:idx` | zset, score 0 (read by lex) | suppressed addresses, for paging | suppress, unsuppress |
+//! | `:contacts` | hash address → `<at ms>\n<job id>` | the last contact of each address | contact (keeps the latest) |
 //!
 //! On a Redis Cluster (`redis+cluster://`) the queue's base is `<prefix>:{<prefix>}:q:<queue>`
 //! instead: every key of the store hashes to the one slot of `{<prefix>}`, so the pipelines

@@ -38,6 +38,7 @@ mod gates;
 mod jobs;
 mod keys;
 mod leases;
+mod limits;
 mod listener;
 mod maintenance;
 mod queue_index;

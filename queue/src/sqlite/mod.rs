@@ -27,6 +27,7 @@
 mod enqueue;
 mod gates;
 mod leases;
+mod limits;
 mod maintenance;
 mod peers;
 mod runlog;

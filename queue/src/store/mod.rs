@@ -6,19 +6,24 @@
 //! - [`RunLog`] (`runlog.rs`): what a run leaves behind: events, checkpoints, effects, artifacts;
 //! - [`Maintenance`] (`maintenance.rs`): reaping expired leases, retention, queue admin;
 //! - [`Peers`] (`peers.rs`): the worker registry and leadership;
-//! - [`Gates`] (`gates.rs`): the questions waiting jobs ask operators.
+//! - [`Gates`] (`gates.rs`): the questions waiting jobs ask operators;
+//! - [`ScheduleStore`] (`schedules.rs`): schedules as data;
+//! - [`RateLimits`] (`limits.rs`): the fleet's shared rate limits per resource;
+//! - [`Suppressions`] (`suppressions.rs`): who must not be written to, and who was.
 //!
-//! [`Store`] is all four plus the connection itself. Every backend (SQLite, PostgreSQL, Redis)
+//! [`Store`] is all of them plus the connection itself. Every backend (SQLite, PostgreSQL, Redis)
 //! implements them and passes the same conformance suite. Transitions that read a job, decide
 //! and write it back are written once, in [`crate::transitions`], on the two primitives of
 //! [`Transact`]; backends hand-tune only the hot paths.
 
 mod gates;
 mod jobs;
+mod limits;
 mod maintenance;
 mod peers;
 mod runlog;
 mod schedules;
+mod suppressions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +37,12 @@ use crate::status::IllegalTransition;
 pub use crate::transitions::{Loaded, Transact, Wake, Write};
 pub use gates::*;
 pub use jobs::*;
+pub use limits::*;
 pub use maintenance::*;
 pub use peers::*;
 pub use runlog::*;
 pub use schedules::*;
+pub use suppressions::*;
 
 /// What can go wrong talking to a store.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -217,7 +224,17 @@ pub fn check_artifact_name(name: &str) -> Result<(), InvalidJob> {
 /// - claims take only due, queued jobs of unpaused queues, by priority, then `run_at`, then id;
 /// - every status change follows [`crate::status`] and appends a `status` event.
 #[async_trait]
-pub trait Store: JobStore + RunLog + Maintenance + Peers + Gates + ScheduleStore + 'static {
+pub trait Store:
+    JobStore
+    + RunLog
+    + Maintenance
+    + Peers
+    + Gates
+    + ScheduleStore
+    + RateLimits
+    + Suppressions
+    + 'static
+{
     /// `sqlite`, `postgres` or `redis`.
     fn backend(&self) -> &'static str;
 

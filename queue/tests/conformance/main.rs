@@ -85,6 +85,15 @@ conformance!(
     config_schedules_are_declared_once_and_owned,
     schedules_are_replaced_in_batches_by_compare_and_set,
     many_due_schedules_fire_once_each_in_chunks,
+    rate_limits_are_written_by_compare_and_set,
+    concurrent_takers_share_one_budget_per_window,
+    a_spent_budget_waits_until_the_reset,
+    observations_fold_in_any_order,
+    rate_limits_of_resources_are_independent,
+    suppressions_are_kept_once_and_paged_by_address,
+    batched_lookups_take_any_number_of_addresses,
+    contacts_keep_the_latest,
+    suppressions_take_normalised_addresses,
 );
 
 /// PostgreSQL only: a migration marked `-- drover:no-transaction` runs outside a

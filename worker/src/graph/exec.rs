@@ -14,12 +14,61 @@ use super::progress::{Progress, Reporter};
 use super::ranges::RangeSet;
 use super::step::StepContext;
 use super::{
-    Body, CheckpointPolicy, Edge, Graph, GraphState, InitFn, MapStep, MigrateFn, Next, Node,
+    Body, CheckpointPolicy, Edge, Graph, GraphState, InitFn, Items, MapStep, MigrateFn, Next, Node,
 };
 use crate::context::{Interrupt, JobContext};
 use crate::kind::JobError;
 use crate::retry::retry_delay;
 use drover_queue::NewItemOutput;
+
+type ItemResult = (usize, Result<Value, JobError>);
+
+/// A map item running as a task: aborted when dropped (the map stops early), and a task that
+/// ends without a result (it panicked past the catch-panic layer) is the item's failure.
+struct ItemTask {
+    handle: tokio::task::JoinHandle<ItemResult>,
+    index: usize,
+}
+
+impl ItemTask {
+    fn spawn(
+        work: impl std::future::Future<Output = ItemResult> + Send + 'static,
+        index: usize,
+    ) -> Self {
+        use tracing::Instrument as _;
+        ItemTask {
+            handle: tokio::spawn(work.instrument(tracing::Span::current())),
+            index,
+        }
+    }
+}
+
+impl std::future::Future for ItemTask {
+    type Output = ItemResult;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<ItemResult> {
+        let index = self.index;
+        std::pin::Pin::new(&mut self.handle).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|err| {
+                (
+                    index,
+                    Err(JobError::Permanent(format!(
+                        "map item {index} ended abnormally: {err}"
+                    ))),
+                )
+            })
+        })
+    }
+}
+
+impl Drop for ItemTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
 
 /// Where a run is: the next step to run, how many ran, and the parts of the step under way
 /// that are done (a map's items, a fan-out's branches).
@@ -384,7 +433,13 @@ impl<S: GraphState> Execution<S> {
         map: &MapStep<S>,
         timeout: Option<Duration>,
     ) -> Result<(), JobError> {
-        let items = Arc::new((map.items)(&self.state));
+        let items = Arc::new(match &map.items {
+            Items::State(items) => items(&self.state),
+            Items::Outputs(from, items) => {
+                let outputs = self.stored_outputs(from).await?;
+                items(&self.state, outputs)
+            }
+        });
         let total = items.len();
         let snapshot = ItemsSnapshot::of(&items);
         match self.cursor.map_items {
@@ -422,26 +477,33 @@ impl<S: GraphState> Execution<S> {
                 let Some(i) = todo.next() else { break };
                 let (each, items, ctx) = (map.each.clone(), items.clone(), self.step_context(step));
                 let (retries, backoff) = (map.item_retries, map.item_backoff);
-                in_flight.push(async move {
-                    let mut tries = 0;
-                    loop {
-                        let call = StepCall {
-                            step,
-                            item: Some(i),
-                            work: each(ctx.clone(), i, items[i].clone()),
-                        };
-                        match invoke(call, timeout).await {
-                            Err(err) if retryable(&err) && tries < retries => {
-                                tries += 1;
-                                let delay = retry_delay(tries, backoff, backoff * 32);
-                                if let Err(stop) = ctx.sleep(delay).await {
-                                    return (i, Err(stop));
+                // Each item is a task of its own, so that it goes on while this loop
+                // writes a checkpoint or an event: an item polled only from here would
+                // stall mid-call meanwhile, holding whatever it holds (on SQLite, the
+                // single writer connection the checkpoint then waits for).
+                in_flight.push(ItemTask::spawn(
+                    async move {
+                        let mut tries = 0;
+                        loop {
+                            let call = StepCall {
+                                step,
+                                item: Some(i),
+                                work: each(ctx.clone(), i, items[i].clone()),
+                            };
+                            match invoke(call, timeout).await {
+                                Err(err) if retryable(&err) && tries < retries => {
+                                    tries += 1;
+                                    let delay = retry_delay(tries, backoff, backoff * 32);
+                                    if let Err(stop) = ctx.sleep(delay).await {
+                                        return (i, Err(stop));
+                                    }
                                 }
+                                result => return (i, result),
                             }
-                            result => return (i, result),
                         }
-                    }
-                });
+                    },
+                    i,
+                ));
             }
             let Some((i, result)) = in_flight.next().await else {
                 break;
@@ -533,6 +595,41 @@ impl<S: GraphState> Execution<S> {
         Ok(())
     }
 
+    /// Every stored output of map step `from` (its latest run), in index order, parsed;
+    /// outputs not yet checkpointed are written first.
+    async fn stored_outputs(&mut self, from: &'static str) -> Result<Vec<Value>, JobError> {
+        if self.pending.iter().any(|p| p.step == from) {
+            self.checkpoint().await?;
+        }
+        let mut rows: Vec<NewItemOutput> = Vec::new();
+        let mut next = 0;
+        loop {
+            let page = self.ctx.item_outputs(from, next, OUTPUT_PAGE).await?;
+            let full = page.len() == OUTPUT_PAGE;
+            let Some(last) = page.last().map(|r| r.index) else {
+                break;
+            };
+            rows.extend(page);
+            if !full {
+                break;
+            }
+            next = last + 1;
+        }
+        // A step that ran more than once (a loop) left rows of each run: the latest wins.
+        let latest = rows.iter().map(|r| r.visit).max().unwrap_or(0);
+        rows.into_iter()
+            .filter(|r| r.visit == latest)
+            .map(|r| {
+                serde_json::from_slice(&r.output).map_err(|e| {
+                    JobError::Permanent(format!(
+                        "map step `{from}`: item {}'s stored output does not parse: {e}",
+                        r.index
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Folds the map's outputs in index order: the stored ones (this run of the step only)
     /// a page at a time, merged with those not yet checkpointed.
     async fn fold_outputs(
@@ -542,7 +639,14 @@ impl<S: GraphState> Execution<S> {
         total: usize,
     ) -> Result<(), JobError> {
         let visit = self.cursor.steps_done;
-        let mut pending = std::mem::take(&mut self.pending);
+        // The outputs not yet checkpointed stay pending: the next checkpoint (the step
+        // boundary's) stores them, so a later step can read every output back.
+        let mut pending: Vec<NewItemOutput> = self
+            .pending
+            .iter()
+            .filter(|p| p.step == step && p.visit == visit)
+            .cloned()
+            .collect();
         pending.sort_by_key(|p| p.index);
         let mut pending = pending.into_iter().peekable();
         let decode = |row: NewItemOutput| -> Result<(usize, Value), JobError> {

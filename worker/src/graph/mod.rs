@@ -63,6 +63,17 @@ type TaskFn<S> = Arc<dyn Fn(StepContext, S) -> StepFuture<S> + Send + Sync>;
 type BranchFn<S> = Arc<dyn Fn(StepContext, S) -> StepFuture<Value> + Send + Sync>;
 type JoinFn<S> = Arc<dyn Fn(S, Vec<Value>) -> Result<S, JobError> + Send + Sync>;
 type ItemsFn<S> = Arc<dyn Fn(&S) -> Vec<Value> + Send + Sync>;
+type FromOutputsFn<S> = Arc<dyn Fn(&S, Vec<Value>) -> Vec<Value> + Send + Sync>;
+
+/// Where a map's items come from.
+#[derive(Clone)]
+pub(crate) enum Items<S> {
+    /// Computed from the state.
+    State(ItemsFn<S>),
+    /// The stored outputs of an earlier map step of the job, in index order, through a
+    /// function of the state.
+    Outputs(&'static str, FromOutputsFn<S>),
+}
 type ConcurrencyFn = Arc<dyn Fn(&Job) -> usize + Send + Sync>;
 type MigrateFn = Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
 type EachFn = Arc<dyn Fn(StepContext, usize, Value) -> StepFuture<Value> + Send + Sync>;
@@ -131,7 +142,7 @@ where
 /// `MapStep::fold_as_completed` keeps the older way (fold in completion order, outputs in
 /// every checkpoint of the state) for small maps that want it.
 pub struct MapStep<S> {
-    items: ItemsFn<S>,
+    items: Items<S>,
     each: EachFn,
     fold: FoldFn<S>,
     concurrency: ConcurrencyFn,
@@ -149,7 +160,7 @@ impl<S: GraphState> MapStep<S> {
         Fut: Future<Output = Result<Value, JobError>> + Send + 'static,
     {
         MapStep {
-            items: Arc::new(items),
+            items: Items::State(Arc::new(items)),
             each: Arc::new(move |ctx, i, item| Box::pin(each(ctx, i, item))),
             fold: Arc::new(|_, _, _| {}),
             concurrency: Arc::new(|_| 1),
@@ -158,6 +169,23 @@ impl<S: GraphState> MapStep<S> {
             skip_failed: false,
             fold_as_completed: false,
         }
+    }
+
+    /// A map over what an earlier map step (`step`) of the job returned: its stored outputs,
+    /// read back in index order when this map starts, become the items through `items`
+    /// (which may filter, deduplicate or join them with the state). The state never carries
+    /// them, so a pipeline of maps over 10,000 leads checkpoints a small state: each output
+    /// is written once, as a row. `step` must be a map step that runs before this one (and
+    /// not `fold_as_completed`, which stores no outputs).
+    pub fn over_outputs<I, F, Fut>(step: &'static str, items: I, each: F) -> Self
+    where
+        I: Fn(&S, Vec<Value>) -> Vec<Value> + Send + Sync + 'static,
+        F: Fn(StepContext, usize, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, JobError>> + Send + 'static,
+    {
+        let mut map = MapStep::new(|_: &S| Vec::new(), each);
+        map.items = Items::Outputs(step, Arc::new(items));
+        map
     }
 
     /// At most `n` items in flight (like the seeds' six parallel fetchers).
@@ -320,7 +348,18 @@ impl<S: GraphState> Graph<S> {
     }
 
     /// A map over items with bounded concurrency.
-    pub fn map(self, name: &'static str, step: MapStep<S>) -> Self {
+    pub fn map(mut self, name: &'static str, step: MapStep<S>) -> Self {
+        if let Items::Outputs(from, _) = &step.items {
+            let earlier_map = self.index.get(from).is_some_and(
+                |&i| matches!(&self.nodes[i].body, Body::Map(m) if !m.fold_as_completed),
+            );
+            if !earlier_map {
+                self.problems.push(format!(
+                    "map `{name}` reads the outputs of `{from}`, which is not a map step added \
+                     before it (that stores its outputs)"
+                ));
+            }
+        }
         self.add(name, Body::Map(step))
     }
 
@@ -422,6 +461,8 @@ type InitFn<S> = Arc<dyn Fn(&Job) -> Result<S, JobError> + Send + Sync>;
 type PolicyFn = Arc<dyn Fn(&Job) -> CheckpointPolicy + Send + Sync>;
 type ResultFn<S> = Arc<dyn Fn(&S) -> Result<Value, JobError> + Send + Sync>;
 type ValidateFn = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+type ValidateJobFn =
+    Arc<dyn Fn(&str, &Value) -> Result<(), drover_queue::job::InvalidJob> + Send + Sync>;
 
 /// A job kind made of a graph.
 pub struct GraphKind<S> {
@@ -431,6 +472,7 @@ pub struct GraphKind<S> {
     policy: PolicyFn,
     result: ResultFn<S>,
     validate: Option<ValidateFn>,
+    validate_job: Option<ValidateJobFn>,
     max_attempts: Option<u32>,
     migrations: HashMap<u32, MigrateFn>,
 }
@@ -457,6 +499,7 @@ impl<S: GraphState> GraphKind<S> {
                 })
             }),
             validate: None,
+            validate_job: None,
             max_attempts: None,
             migrations: HashMap::new(),
         }
@@ -498,6 +541,19 @@ impl<S: GraphState> GraphKind<S> {
         self
     }
 
+    /// Checks a job's goal and config together at submission (see `Kind::validate_job`);
+    /// replaces [`GraphKind::validate`] when both are given.
+    pub fn validate_job(
+        mut self,
+        validate: impl Fn(&str, &Value) -> Result<(), drover_queue::job::InvalidJob>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.validate_job = Some(Arc::new(validate));
+        self
+    }
+
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n);
         self
@@ -512,6 +568,22 @@ impl<S: GraphState> Kind for GraphKind<S> {
 
     fn max_attempts(&self) -> Option<u32> {
         self.max_attempts
+    }
+
+    fn validate_job(
+        &self,
+        goal: &str,
+        config: &Value,
+    ) -> Result<(), drover_queue::job::InvalidJob> {
+        match &self.validate_job {
+            Some(validate) => validate(goal, config),
+            None => self
+                .validate(config)
+                .map_err(|message| drover_queue::job::InvalidJob {
+                    field: "config",
+                    message,
+                }),
+        }
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {

@@ -86,6 +86,24 @@ impl StepContext {
         self.step
     }
 
+    /// The store, for state a workload shares across jobs and workers (see
+    /// [`JobContext::store`]).
+    pub fn store(&self) -> &std::sync::Arc<dyn drover_queue::Store> {
+        self.job.store()
+    }
+
+    /// The outputs an earlier map step of this job stored, from index `from`, in index order,
+    /// at most `limit` a call (see `RunLog::item_outputs`): how a report reads 10,000 leads
+    /// without the state carrying them.
+    pub async fn item_outputs(
+        &self,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<drover_queue::ItemOutput>, JobError> {
+        self.job.item_outputs(step, from, limit).await
+    }
+
     /// A safe point: `?` on it stops the step when a pause, cancel, shutdown or lost lease
     /// is pending.
     pub async fn safe_point(&self) -> Result<(), JobError> {

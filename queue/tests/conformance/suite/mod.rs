@@ -1,22 +1,26 @@
 //! The store conformance suite: every backend must pass every test here. One file per
 //! concern, like the `Store` traits: enqueue, leases, transitions, run log, maintenance,
-//! waiting (gates and snooze), map item outputs.
+//! waiting (gates and snooze), map item outputs, schedules, rate limits and suppressions.
 
 mod enqueue;
 mod item_outputs;
 mod leases;
+mod limits;
 mod maintenance;
 mod runlog;
 mod schedules;
+mod suppressions;
 mod transitions;
 mod waiting;
 
 pub use enqueue::*;
 pub use item_outputs::*;
 pub use leases::*;
+pub use limits::*;
 pub use maintenance::*;
 pub use runlog::*;
 pub use schedules::*;
+pub use suppressions::*;
 pub use transitions::*;
 pub use waiting::*;
 

@@ -1,0 +1,1 @@
+SELECT email, job_id, at FROM contacts WHERE email = ANY($1)

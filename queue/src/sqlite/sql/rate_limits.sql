@@ -1,0 +1,2 @@
+SELECT resource, rate_limit, remaining, reset_at, blocked_until, version, updated_at
+FROM rate_limits ORDER BY resource
