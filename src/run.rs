@@ -27,6 +27,8 @@ pub async fn serve(
         None => None,
     };
     let store = settings.open_store_for_worker().await?;
+    crate::schedules::declare_from_config(store.as_ref(), &settings.config.schedules, &registry)
+        .await?;
     // `stop` turns true on SIGTERM or Ctrl-C, or when the pool stops on its own
     // (`workers.max_jobs_per_worker`); a worker's `/readyz` answers 503 from then on.
     let (stop, stopped) = watch::channel(false);

@@ -274,7 +274,14 @@ fn print_one(s: &Value, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(s)?);
         return Ok(());
     }
-    println!("id:        {}", s["id"].as_str().unwrap_or("-"));
+    println!(
+        "id:        {}   declared by {}",
+        s["id"].as_str().unwrap_or("-"),
+        match s["source"].as_str() {
+            Some("config") => "the config file",
+            _ => "the API",
+        }
+    );
     println!(
         "when:      {} ({})",
         rule(s),
@@ -465,4 +472,47 @@ pub async fn run_api(client: &ApiClient, command: ScheduleCommand) -> anyhow::Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies the config file's `schedules:` at a process's start (see
+/// [`drover_queue::schedule::declare`] for what is written and who owns it). An entry whose
+/// job the process could not run is refused, naming `schedules[i].job.<field>`.
+pub async fn declare_from_config(
+    store: &dyn Store,
+    entries: &[ScheduleSpec],
+    registry: &drover_worker::Registry,
+) -> anyhow::Result<()> {
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    for (i, spec) in entries.iter().enumerate() {
+        if let Err(e) = registry.prepare(spec.job_for(epoch, epoch)) {
+            anyhow::bail!("config key `schedules[{i}].job.{}`: {}", e.field, e.message);
+        }
+    }
+    for (i, spec) in entries.iter().enumerate() {
+        let outcome = drover_worker::retry::store_call(
+            "declare a schedule",
+            || async {
+                match schedule::declare(store, spec.clone(), Utc::now()).await {
+                    Err(ScheduleError::Store(err)) => Err(err),
+                    other => Ok(other),
+                }
+            },
+            || false,
+        )
+        .await
+        .with_context(|| format!("schedules[{i}] (`{}`)", spec.id))?;
+        match outcome {
+            Ok(schedule::Declared::Unchanged) => {}
+            Ok(schedule::Declared::TakenOver) => tracing::warn!(
+                schedule = %spec.id,
+                "a schedule created at run time is now declared by the config file"
+            ),
+            Ok(done) => tracing::info!(schedule = %spec.id, outcome = ?done, "schedule declared"),
+            Err(ScheduleError::Invalid(e)) => {
+                anyhow::bail!("config key `schedules[{i}].{}`: {}", e.field, e.message)
+            }
+            Err(err) => return Err(anyhow!(err).context(format!("schedules[{i}]"))),
+        }
+    }
+    Ok(())
 }

@@ -223,3 +223,117 @@ fn schedules_are_managed_from_the_cli_through_the_api() {
     }
     round_trip(dir.path(), &["--api", &format!("http://{bind}")]);
 }
+
+/// Starts a long-running `drover` command in `dir` and waits for the line it prints once it
+/// serves (after the config's schedules were applied).
+fn start(dir: &Path, args: &[&str], ready: &str) -> Kill {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DROVER_STORE")
+        .env_remove("DROVER_CONFIG")
+        .env("DROVER_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn drover");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = ready.to_string();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with(&prefix) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("drover {args:?} never printed `{ready}`"));
+    Kill(child)
+}
+
+fn shown(dir: &Path, store: &str, id: &str) -> serde_json::Value {
+    let out = ok(drover(
+        dir,
+        &["schedules", "show", id, "--json", "--store", store],
+    ));
+    serde_json::from_str(&out).expect("json")
+}
+
+#[test]
+fn schedules_declared_in_the_config_file_are_applied_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = format!("sqlite://{}", dir.path().join("c.db").display());
+    let config = dir.path().join("drover.yaml");
+    let file = |entries: &str| std::fs::write(&config, format!("schedules:\n{entries}")).unwrap();
+    let tick =
+        "- id: tick\n  every: 1s\n  overlap: allow_all\n  job: {kind: noop, goal: from the file}\n";
+    let nightly =
+        "- id: nightly\n  cron: '0 20 * * *'\n  timezone: Asia/Kolkata\n  job: {kind: noop}\n";
+    file(&format!("{tick}{nightly}"));
+    let c = config.to_str().expect("utf-8 path");
+    let worker = ["worker", "-c", c, "--store", &store, "--enable-test-kinds"];
+    let worker = [&worker[..], &["--bind", "127.0.0.1:0"]].concat();
+    let api = ["api", "-c", c, "--store", &store, "--enable-test-kinds"];
+    let api = [&api[..], &["--bind", "127.0.0.1:0"]].concat();
+
+    // Created at start, marked as the file's, and ticking (this process evaluates it).
+    let running = start(dir.path(), &worker, "drover worker endpoints on");
+    let s = shown(dir.path(), &store, "tick");
+    assert_eq!(s["source"], "config", "{s}");
+    assert_eq!(
+        shown(dir.path(), &store, "nightly")["timezone"],
+        "Asia/Kolkata"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shown(dir.path(), &store, "tick")["runs"].as_u64() < Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the declared schedule never ticked"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Paused at run time; a restart with the same file (an API process this time) keeps it.
+    ok(drover(
+        dir.path(),
+        &["schedules", "pause", "tick", "--store", &store],
+    ));
+    drop(running);
+    let running = start(dir.path(), &api, "drover API on");
+    let s = shown(dir.path(), &store, "tick");
+    assert_eq!(
+        (s["paused"].clone(), s["source"].clone()),
+        (true.into(), "config".into()),
+        "{s}"
+    );
+    drop(running);
+
+    // A changed entry wins at the next start; an entry gone from the file is left alone.
+    file(&tick.replace("from the file", "changed in the file"));
+    let running = start(dir.path(), &worker, "drover worker endpoints on");
+    let s = shown(dir.path(), &store, "tick");
+    assert_eq!(s["job"]["goal"], "changed in the file", "{s}");
+    assert_eq!(s["paused"], false, "{s}");
+    let kept = shown(dir.path(), &store, "nightly");
+    assert_eq!(kept["source"], "config", "{kept}");
+    drop(running);
+
+    // A bad entry is refused at start, naming its key.
+    for (entries, key) in [
+        (
+            format!("{tick}- id: bad\n  cron: 'every tuesday'\n  job: {{kind: noop}}\n"),
+            "schedules[1].cron",
+        ),
+        (
+            "- id: nope\n  every: 1m\n  job: {kind: nope}\n".to_string(),
+            "schedules[0].job.kind",
+        ),
+    ] {
+        file(&entries);
+        let err = refused(drover(dir.path(), &worker));
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}

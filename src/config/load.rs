@@ -62,12 +62,16 @@ fn read_file(path: &Path) -> Result<Option<Value>, ConfigError> {
     Ok(Some(tree))
 }
 
-/// `workers:` with every key commented out is a null section; read it as an empty one.
+/// `workers:` with every key commented out is a null section; read it as an empty one
+/// (and `schedules:` as an empty list).
 fn empty_sections_as_mappings(tree: &mut Value) {
     if let Value::Mapping(sections) = tree {
-        for (_, section) in sections.iter_mut() {
+        for (name, section) in sections.iter_mut() {
             if section.is_null() {
-                *section = Value::Mapping(Mapping::new());
+                *section = match name.as_str() {
+                    Some("schedules") => Value::Sequence(Vec::new()),
+                    _ => Value::Mapping(Mapping::new()),
+                };
             }
         }
     }

@@ -130,6 +130,10 @@ pub struct Config {
     pub llm: Llm,
     /// How messages are sent (by default they are not: drafts only).
     pub mail: Mail,
+    /// Schedules created or updated when an API or worker process starts, each shaped as
+    /// the body of `POST /v1/schedules`; see [`drover_queue::schedule::declare`] for who
+    /// owns them afterwards. Default none.
+    pub schedules: Vec<drover_queue::schedule::ScheduleSpec>,
 }
 
 impl Config {
@@ -580,7 +584,8 @@ impl Config {
     /// Checks what types alone cannot: `workers.pool_size >= 1`,
     /// `workers.heartbeat_interval < workers.lease_ttl`, `queue.priority_levels == 3`,
     /// `persistence.max_checkpoints >= 1`, a `queue.url` scheme drover has a store for,
-    /// and a `secrets` key that reads and decodes to 32 bytes.
+    /// a `secrets` key that reads and decodes to 32 bytes, and `schedules` entries that are
+    /// valid declarations with distinct ids.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers.pool_size == 0 {
             return Err(invalid("workers.pool_size", "must be at least 1"));
@@ -617,6 +622,7 @@ impl Config {
         }
         self.secrets.key()?;
         self.validate_workloads()?;
+        self.validate_schedules()?;
         let url = &self.queue.url;
         if !STORE_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
             // Name only the scheme: the rest of a store URL may hold a password.
@@ -631,6 +637,26 @@ impl Config {
                     STORE_SCHEMES.join(", ")
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Each `schedules[i]` checked as `POST /v1/schedules` checks a body (the job's kind is
+    /// checked at start, against the kinds the process runs), naming `schedules[i].<field>`.
+    fn validate_schedules(&self) -> Result<(), ConfigError> {
+        for (i, spec) in self.schedules.iter().enumerate() {
+            if let Err(e) = spec.validate() {
+                return Err(invalid(format!("schedules[{i}].{}", e.field), e.message));
+            }
+            if let Some(first) = self.schedules[..i].iter().position(|s| s.id == spec.id) {
+                return Err(invalid(
+                    format!("schedules[{i}].id"),
+                    format!(
+                        "`{}` is declared twice (first at schedules[{first}])",
+                        spec.id
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -301,6 +301,69 @@ fn debug_output_never_shows_a_store_password() {
     );
 }
 
+#[test]
+fn schedules_are_declared_in_the_file() {
+    let yaml = "schedules:\n\
+                - id: nightly\n  \
+                  cron: '0 20 * * *'\n  \
+                  timezone: Asia/Kolkata\n  \
+                  job: {kind: noop, goal: nightly run, config: {items: 3}}\n  \
+                  spread: {window: 600m, key: user-1}\n\
+                - id: often\n  \
+                  every: 30s\n  \
+                  job: {kind: noop}\n  \
+                  overlap: allow_all\n";
+    let config = load(yaml, &[]).expect("loads");
+    assert_eq!(config.schedules.len(), 2);
+    let nightly = &config.schedules[0];
+    assert_eq!(nightly.timezone, "Asia/Kolkata");
+    assert_eq!(nightly.job.config, serde_json::json!({"items": 3}));
+    assert_eq!(config.schedules[1].catchup_window, "1h");
+    // `schedules:` with nothing under it is no schedule.
+    assert!(load("schedules:\n", &[])
+        .expect("empty")
+        .schedules
+        .is_empty());
+}
+
+#[test]
+fn a_bad_schedule_entry_names_its_key() {
+    let entry = |body: &str| {
+        format!("schedules:\n- id: ok\n  every: 1m\n  job: {{kind: noop}}\n- id: bad\n{body}")
+    };
+    let cases = [
+        (
+            "  cron: 'every tuesday'\n  job: {kind: noop}\n",
+            "schedules[1].cron",
+        ),
+        (
+            "  cron: '* * * * *'\n  timezone: Mars/Olympus\n  job: {kind: noop}\n",
+            "schedules[1].timezone",
+        ),
+        (
+            "  every: 1m\n  job: {kind: noop, priority: urgent}\n",
+            "schedules[1].job.priority",
+        ),
+        (
+            "  every: 1m\n  job: {kind: noop}\n  color: red\n",
+            "schedules[1].color",
+        ),
+        (
+            "  every: 1m\n  job: {kind: noop}\n  catchup_window: soon\n",
+            "schedules[1].catchup_window",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (key, message) = invalid_key(load(&entry(body), &[]));
+        assert_eq!(key, expected, "{body}: {message}");
+    }
+    let twice = "schedules:\n- {id: a, every: 1m, job: {kind: noop}}\n\
+                 - {id: a, every: 2m, job: {kind: noop}}\n";
+    let (key, message) = invalid_key(load(twice, &[]));
+    assert_eq!(key, "schedules[1].id");
+    assert!(message.contains("schedules[0]"), "{message}");
+}
+
 /// 32 bytes of 0x2a, base64.
 const KEY_B64: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 

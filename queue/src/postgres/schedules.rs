@@ -44,6 +44,34 @@ impl ScheduleStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn replace_schedules(&self, writes: &[(Schedule, i64)]) -> StoreResult<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = writes.iter().map(|(s, _)| s.spec.id.as_str()).collect();
+        let specs: Vec<String> = writes.iter().map(|(s, _)| s.spec_json()).collect();
+        let states: Vec<String> = writes.iter().map(|(s, _)| s.state_json()).collect();
+        let due: Vec<Option<i64>> = writes
+            .iter()
+            .map(|(s, _)| s.state.due_at.map(to_millis))
+            .collect();
+        let expected: Vec<i64> = writes.iter().map(|(_, v)| *v).collect();
+        // One statement for the chunk; the rows it answers are those written.
+        let rows = sqlx::query(include_str!("sql/replace_schedules.sql"))
+            .bind(&ids)
+            .bind(&specs)
+            .bind(&states)
+            .bind(&due)
+            .bind(&expected)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut won = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            won.insert(row.try_get::<String, _>("id")?);
+        }
+        Ok(ids.iter().map(|id| won.contains(*id)).collect())
+    }
+
     async fn schedule(&self, id: &str) -> StoreResult<Option<Schedule>> {
         let row = sqlx::query(include_str!("sql/schedule.sql"))
             .bind(id)

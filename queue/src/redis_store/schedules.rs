@@ -18,6 +18,11 @@ fn put_script() -> &'static Script {
     SCRIPT.get_or_init(|| Script::new(include_str!("lua/schedule_put.lua")))
 }
 
+fn put_many_script() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(include_str!("lua/schedule_put_many.lua")))
+}
+
 fn delete_script() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(include_str!("lua/schedule_delete.lua")))
@@ -98,6 +103,36 @@ impl ScheduleStore for RedisStore {
 
     async fn replace_schedule(&self, schedule: &Schedule, expected: i64) -> StoreResult<bool> {
         self.put_schedule(schedule, Some(expected)).await
+    }
+
+    async fn replace_schedules(&self, writes: &[(Schedule, i64)]) -> StoreResult<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One script for the chunk: one round trip, atomic, each write still its own
+        // compare-and-set.
+        let mut invocation = put_many_script().prepare_invoke();
+        invocation
+            .key(self.global("sched:due"))
+            .key(self.global("sched:ids"));
+        for (schedule, expected) in writes {
+            let id = &schedule.spec.id;
+            invocation
+                .key(self.schedule_key(id))
+                .arg(*expected)
+                .arg(schedule.spec_json())
+                .arg(schedule.state_json())
+                .arg(
+                    schedule
+                        .state
+                        .due_at
+                        .map(|t| to_millis(t).to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(id);
+        }
+        let written: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
+        Ok(written.into_iter().map(|w| w == 1).collect())
     }
 
     async fn schedule(&self, id: &str) -> StoreResult<Option<Schedule>> {

@@ -5,12 +5,14 @@
 //! - this file: the model, what a client sends and what the store keeps;
 //! - [`timing`]: when ticks fall (cron, `every`, DST, spread) and which are due;
 //! - [`fire`]: one evaluation of a due schedule, written once for every backend on the
-//!   [`crate::store::ScheduleStore`] primitives.
+//!   [`crate::store::ScheduleStore`] primitives;
+//! - [`declare`]: schedules a config file declares, applied at a process's start.
 //!
 //! Exactly one job per tick, fleet-wide, rests on the job's idempotency key
 //! `schedule:<id>:<tick as RFC 3339 UTC>`; the schedule's own bookkeeping advances by a
 //! compare-and-set on its `version`, so two evaluators racing cannot both count a tick.
 
+pub mod declare;
 pub mod fire;
 pub mod timing;
 pub mod view;
@@ -23,6 +25,7 @@ use serde_json::Value;
 
 use crate::job::{JobId, NewJob, Priority};
 
+pub use declare::{declare, Declared};
 pub use fire::{
     evaluate, evaluate_due, next_runs, pause, resume, save, trigger, Evaluated, Save, ScheduleError,
 };
@@ -136,6 +139,18 @@ pub struct Spread {
     pub key: String,
 }
 
+/// Who declared a schedule, and so who may replace it at a process's start.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Created at run time (`POST /v1/schedules`, `drover schedules create`).
+    #[default]
+    Api,
+    /// Declared in a config file's `schedules:`; see [`declare`].
+    Config,
+}
+
 /// A schedule as stored: the declaration and the evaluator's bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
@@ -169,6 +184,12 @@ pub struct ScheduleState {
     /// The latest runs, newest first, at most [`RECENT_RUNS`].
     #[serde(default)]
     pub recent: Vec<RecentRun>,
+    #[serde(default)]
+    pub source: Source,
+    /// For a config schedule: the file's entry as last applied. A start whose entry equals
+    /// it writes nothing, so changes made at run time (a pause) outlive restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<ScheduleSpec>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -274,6 +295,8 @@ impl ScheduleState {
             skipped: 0,
             missed: 0,
             recent: Vec::new(),
+            source: Source::Api,
+            declared: None,
             created_at: now,
             updated_at: now,
         }

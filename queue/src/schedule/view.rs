@@ -5,7 +5,7 @@ use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{next_runs, Schedule, ScheduleSpec};
+use super::{next_runs, Schedule, ScheduleSpec, Source};
 use crate::store::{Store, StoreError};
 use crate::JobStatus;
 
@@ -26,6 +26,9 @@ pub struct ScheduleView {
     pub skipped: u64,
     /// Ticks that never ran (older than the catch-up window, or coalesced).
     pub missed: u64,
+    /// `config` when a config file declared it (a process's start may replace it then),
+    /// `api` when it was created at run time.
+    pub source: Source,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -70,6 +73,7 @@ pub async fn view(store: &dyn Store, schedule: &Schedule) -> Result<ScheduleView
         runs: s.runs,
         skipped: s.skipped,
         missed: s.missed,
+        source: s.source,
         created_at: to_second(s.created_at),
         updated_at: to_second(s.updated_at),
     })

@@ -44,6 +44,40 @@ impl ScheduleStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn replace_schedules(&self, writes: &[(Schedule, i64)]) -> StoreResult<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement over a JSON array of the writes (a search of the primary key per
+        // element): one wait for the write lock and one commit for the chunk.
+        let batch: Vec<serde_json::Value> = writes
+            .iter()
+            .map(|(schedule, expected)| {
+                serde_json::json!({
+                    "id": schedule.spec.id,
+                    "spec": schedule.spec_json(),
+                    "state": schedule.state_json(),
+                    "due_at": schedule.state.due_at.map(to_millis),
+                    "expected": expected,
+                })
+            })
+            .collect();
+        let batch = serde_json::to_string(&batch)
+            .map_err(|e| StoreError::Backend(format!("schedule batch: {e}")))?;
+        let rows = sqlx::query(include_str!("sql/replace_schedules.sql"))
+            .bind(batch)
+            .fetch_all(&self.writer)
+            .await?;
+        let mut won = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            won.insert(row.try_get::<String, _>("id")?);
+        }
+        Ok(writes
+            .iter()
+            .map(|(schedule, _)| won.contains(&schedule.spec.id))
+            .collect())
+    }
+
     async fn schedule(&self, id: &str) -> StoreResult<Option<Schedule>> {
         let row = sqlx::query(include_str!("sql/schedule.sql"))
             .bind(id)

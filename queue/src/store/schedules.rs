@@ -26,6 +26,18 @@ pub trait ScheduleStore: Send + Sync {
     /// gone.
     async fn replace_schedule(&self, schedule: &Schedule, expected: i64) -> StoreResult<bool>;
 
+    /// [`ScheduleStore::replace_schedule`] for each `(schedule, expected)`, answering for
+    /// each whether it was written; the evaluator's write after a chunk of due schedules.
+    /// Backends write them in one transaction, statement or pipeline; this default writes
+    /// them one by one.
+    async fn replace_schedules(&self, writes: &[(Schedule, i64)]) -> StoreResult<Vec<bool>> {
+        let mut written = Vec::with_capacity(writes.len());
+        for (schedule, expected) in writes {
+            written.push(self.replace_schedule(schedule, *expected).await?);
+        }
+        Ok(written)
+    }
+
     async fn schedule(&self, id: &str) -> StoreResult<Option<Schedule>>;
 
     /// Every schedule, by id.

@@ -304,3 +304,220 @@ pub async fn a_changed_template_does_not_conflict_with_a_fired_tick(b: &Backend)
         1
     );
 }
+
+pub async fn config_schedules_are_declared_once_and_owned(b: &Backend) {
+    use schedule::{Declared, Source};
+    let store = b.open().await;
+    let s = store.as_ref();
+    let entry = every("from-file", "1m", Overlap::Skip);
+    // Three processes starting at once: one creates, the others find it applied.
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, entry) = (store.clone(), entry.clone());
+            tokio::spawn(async move { schedule::declare(store.as_ref(), entry, t0()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("join").expect("declare"));
+    }
+    outcomes.sort_by_key(|o| *o != Declared::Created);
+    assert_eq!(
+        outcomes,
+        [Declared::Created, Declared::Unchanged, Declared::Unchanged]
+    );
+    let created = store
+        .schedule("from-file")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(created.state.source, Source::Config);
+    assert_eq!(created.state.version, 1);
+
+    // A pause made at run time outlives a restart with the same file.
+    schedule::pause(s, "from-file", t0()).await.expect("pause");
+    assert_eq!(
+        schedule::declare(s, entry.clone(), t0())
+            .await
+            .expect("again"),
+        Declared::Unchanged
+    );
+    let paused = store
+        .schedule("from-file")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(paused.spec.paused);
+    assert_eq!(paused.state.source, Source::Config);
+
+    // A changed entry wins, counters kept.
+    let mut changed = entry.clone();
+    changed.job.goal = "new goal".into();
+    assert_eq!(
+        schedule::declare(s, changed.clone(), t0())
+            .await
+            .expect("changed"),
+        Declared::Updated
+    );
+    let updated = store
+        .schedule("from-file")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(updated.spec, changed);
+    assert_eq!(updated.state.declared.as_ref(), Some(&changed));
+
+    // A schedule created at run time under a declared id passes to the file.
+    let api = every("made-at-run-time", "1h", Overlap::Skip);
+    schedule::save(s, api.clone(), Save::Create, t0())
+        .await
+        .expect("create");
+    assert_eq!(
+        store
+            .schedule("made-at-run-time")
+            .await
+            .expect("get")
+            .expect("stored")
+            .state
+            .source,
+        Source::Api
+    );
+    let mut declared = api.clone();
+    declared.every = Some("2h".into());
+    assert_eq!(
+        schedule::declare(s, declared, t0())
+            .await
+            .expect("take over"),
+        Declared::TakenOver
+    );
+    let taken = store
+        .schedule("made-at-run-time")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(taken.state.source, Source::Config);
+    assert_eq!(taken.spec.every.as_deref(), Some("2h"));
+
+    // A bad entry names its field.
+    let mut bad = entry;
+    bad.timezone = "Mars/Olympus".into();
+    match schedule::declare(s, bad, t0()).await {
+        Err(ScheduleError::Invalid(e)) => assert_eq!(e.field, "timezone"),
+        other => panic!("expected an invalid timezone, got {other:?}"),
+    }
+}
+
+pub async fn schedules_are_replaced_in_batches_by_compare_and_set(b: &Backend) {
+    let store = b.open().await;
+    let s = store.as_ref();
+    let mut current = Vec::new();
+    for i in 0..5 {
+        let spec = every(&format!("batch-{i}"), "1m", Overlap::Skip);
+        current.push(
+            schedule::save(s, spec, Save::Create, t0())
+                .await
+                .expect("create"),
+        );
+    }
+    assert!(store
+        .replace_schedules(&[])
+        .await
+        .expect("empty")
+        .is_empty());
+    // Writes 1 and 3 carry a stale version: they lose, the others win.
+    let writes: Vec<(schedule::Schedule, i64)> = current
+        .iter()
+        .enumerate()
+        .map(|(i, old)| {
+            let mut new = old.clone();
+            new.state.runs = 7;
+            new.state.version = old.state.version + 1;
+            let expected = if i % 2 == 1 {
+                old.state.version + 5
+            } else {
+                old.state.version
+            };
+            (new, expected)
+        })
+        .collect();
+    assert_eq!(
+        store.replace_schedules(&writes).await.expect("batch"),
+        [true, false, true, false, true]
+    );
+    for (i, old) in current.iter().enumerate() {
+        let now = store
+            .schedule(&old.spec.id)
+            .await
+            .expect("get")
+            .expect("stored");
+        if i % 2 == 1 {
+            assert_eq!(&now, old);
+        } else {
+            assert_eq!(now.state.runs, 7);
+            assert_eq!(now.state.version, old.state.version + 1);
+        }
+    }
+    // A second batch at the old versions loses everywhere.
+    assert_eq!(
+        store.replace_schedules(&writes).await.expect("again"),
+        [false, false, false, false, false]
+    );
+}
+
+pub async fn many_due_schedules_fire_once_each_in_chunks(b: &Backend) {
+    let store = b.open().await;
+    let n = 1_100; // more than two chunks
+    for i in 0..n {
+        let spec = every(&format!("many-{i:04}"), "1m", Overlap::AllowAll);
+        schedule::save(store.as_ref(), spec, Save::Create, t0())
+            .await
+            .expect("create");
+    }
+    let now = t0() + Duration::minutes(1);
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { schedule::evaluate_due(store.as_ref(), now, 10_000).await })
+        })
+        .collect();
+    let mut counted = 0;
+    for task in tasks {
+        let done = task.await.expect("join").expect("evaluate");
+        counted += done.iter().filter(|(_, e)| !e.lost_race).count();
+    }
+    assert_eq!(
+        counted, n,
+        "each schedule advanced by exactly one evaluator"
+    );
+    let mut keys = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list(&JobFilter {
+                kind: Some("noop".into()),
+                before,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        keys.extend(page.jobs.into_iter().filter_map(|j| j.idempotency_key));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(keys.len(), n);
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    assert_eq!(keys[0], "schedule:many-0000:2026-01-01T00:01:00Z");
+    let all = store.schedules().await.expect("schedules");
+    assert!(all
+        .iter()
+        .all(|s| s.state.runs == 1 && s.state.cursor == now));
+    assert!(schedule::evaluate_due(store.as_ref(), now, 10_000)
+        .await
+        .expect("nothing due")
+        .is_empty());
+}
