@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::log::{fingerprint, Log, Request};
@@ -75,12 +76,33 @@ impl Resource {
 struct Window {
     start: DateTime<Utc>,
     used: u64,
+    refused: u64,
+}
+
+/// One budget window of a token and resource as the server counted it, for benchmarks that
+/// measure how much of a budget a fleet used ([`Github::windows`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowRecord {
+    /// The token's fingerprint (`unauthenticated` without one).
+    pub token: String,
+    /// `core` or `search`.
+    pub resource: &'static str,
+    /// When the first request of the window arrived: windows start on demand, as GitHub's do.
+    pub start: DateTime<Utc>,
+    /// `start` + the window's length (what `x-ratelimit-reset` names, to the second).
+    pub end: DateTime<Utc>,
+    /// Requests counted against the budget.
+    pub counted: u64,
+    /// Requests refused because the budget was spent (each also in `Stats.over_budget`).
+    pub refused: u64,
 }
 
 pub struct Github {
     pub world: World,
     pub config: Mutex<GithubConfig>,
     windows: Mutex<HashMap<(String, Resource), Window>>,
+    /// The windows that ended, oldest first.
+    closed: Mutex<Vec<WindowRecord>>,
     in_flight: Mutex<HashMap<String, usize>>,
     log: Arc<Log>,
 }
@@ -93,6 +115,7 @@ impl Github {
             world,
             config: Mutex::new(config),
             windows: Mutex::new(HashMap::new()),
+            closed: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashMap::new()),
             log,
         }
@@ -133,18 +156,74 @@ impl Github {
             .or_insert(Window {
                 start: now,
                 used: 0,
+                refused: 0,
             });
         if now >= w.start + length {
-            *w = Window {
-                start: now,
-                used: 0,
-            };
+            let ended = std::mem::replace(
+                w,
+                Window {
+                    start: now,
+                    used: 0,
+                    refused: 0,
+                },
+            );
+            let record = record(who, resource, &ended, length);
+            self.closed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(record);
         }
         let spent = w.used >= limit;
         if take && !spent {
             w.used += 1;
         }
         (limit, w.used, w.start + length, spent)
+    }
+
+    /// Counts a request refused for a spent budget in the current window.
+    fn refuse(&self, who: &str, resource: Resource) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = windows.get_mut(&(who.to_string(), resource)) {
+            w.refused += 1;
+        }
+    }
+
+    /// Every budget window so far, ended ones first (oldest first), then the current ones
+    /// (whose counts may still grow).
+    pub fn windows(&self) -> Vec<WindowRecord> {
+        let mut all = self
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let c = self.config();
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current: Vec<WindowRecord> = windows
+            .iter()
+            .map(|((who, resource), w)| {
+                let length = match resource {
+                    Resource::Core => c.core_window,
+                    Resource::Search => c.search_window,
+                };
+                let length =
+                    chrono::Duration::from_std(length).unwrap_or(chrono::Duration::hours(1));
+                record(who, *resource, w, length)
+            })
+            .collect();
+        current.sort_by_key(|r| r.start);
+        all.extend(current);
+        all
+    }
+}
+
+fn record(who: &str, resource: Resource, w: &Window, length: chrono::Duration) -> WindowRecord {
+    WindowRecord {
+        token: who.to_string(),
+        resource: resource.name(),
+        start: w.start,
+        end: w.start + length,
+        counted: w.used,
+        refused: w.refused,
     }
 }
 
@@ -247,6 +326,7 @@ async fn serve(
     let config = gh.config();
     let (limit, used, reset, spent) = gh.window(&who, token.as_deref(), resource, false);
     if spent {
+        gh.refuse(&who, resource);
         gh.log.over_budget();
         gh.log.rate_limited();
         let status = StatusCode::from_u16(config.limited_status).unwrap_or(StatusCode::FORBIDDEN);

@@ -150,6 +150,47 @@ async fn budgets_are_per_token_and_304s_are_free() {
 }
 
 #[tokio::test]
+async fn every_budget_window_is_recorded_with_what_it_counted_and_refused() {
+    let config = GithubConfig {
+        core_limit: 2,
+        core_window: Duration::from_secs(1),
+        ..GithubConfig::default()
+    };
+    let s = sandbox(config).await;
+    let repo = s.github.world.repo(1).expect("repo 1");
+    let owner = s.github.world.login(repo.owner);
+    let url = format!("{}/users/{owner}", s.base_url());
+    let before = chrono::Utc::now();
+    for expected in [StatusCode::OK, StatusCode::OK, StatusCode::FORBIDDEN] {
+        assert_eq!(get(&url, "alpha").await.status(), expected);
+    }
+    let windows = s.github.windows();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    let first = windows[0].clone();
+    assert_eq!((first.counted, first.refused), (2, 1), "{first:?}");
+    assert_eq!(first.resource, "core");
+    assert!(first.start >= before, "{first:?}");
+    assert_eq!(first.end - first.start, chrono::Duration::seconds(1));
+    // Past its end, the next request starts the next window; the first is kept as it was.
+    let wait = (first.end - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(10)).await;
+    let next = get(&url, "alpha").await;
+    assert_eq!(next.status(), StatusCode::OK);
+    let windows = s.github.windows();
+    assert_eq!(windows.len(), 2, "{windows:?}");
+    assert_eq!(windows[0], first);
+    assert_eq!((windows[1].counted, windows[1].refused), (1, 0));
+    assert!(windows[1].start >= first.end, "{windows:?}");
+    assert_eq!(
+        header(&next, "x-ratelimit-reset"),
+        windows[1].end.timestamp().to_string(),
+        "the reset names the window's end, to the second"
+    );
+}
+
+#[tokio::test]
 async fn the_secondary_limit_answers_with_retry_after() {
     let config = GithubConfig {
         max_concurrent: Some(1),
