@@ -272,6 +272,14 @@ impl Target {
         }
         let subject = overrides.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into());
         let body = overrides.body.unwrap_or_else(|| DEFAULT_BODY.into());
+        for (field, text) in [("config.subject", &subject), ("config.body", &body)] {
+            if text.contains('\0') {
+                return Err(invalid(
+                    field,
+                    "must not contain the NUL character (U+0000)",
+                ));
+            }
+        }
         check_template("config.subject", &subject, 300)?;
         check_template("config.body", &body, 20_000)?;
         if subject.contains(['\r', '\n']) {
@@ -386,10 +394,10 @@ pub fn config_schema() -> Value {
             "maintainers_per_repo": count(1, 20),
             "send": {"type": ["boolean", "null"], "description": "Send the messages (default false: drafts only). Needs mail.transport."},
             "subject": {"type": ["string", "null"], "minLength": 1, "maxLength": 300,
-                        "pattern": format!("^([^{{}}\\r\\n]|\\{{({placeholders})\\}})+$"),
+                        "pattern": format!("^([^{{}}\\r\\n\\u0000]|\\{{({placeholders})\\}})+$"),
                         "description": "One line; a template with {name}, {first_name}, {login}, {repo}, {language}, {stars}"},
             "body": {"type": ["string", "null"], "minLength": 1, "maxLength": 20000,
-                     "pattern": format!("^([^{{}}]|\\{{({placeholders})\\}})+$")},
+                     "pattern": format!("^([^{{}}\\u0000]|\\{{({placeholders})\\}})+$")},
             "volume_interval": count(1, u64::MAX),
             "recontact_after_days": count(0, MAX_RECONTACT_DAYS),
             "concurrency": count(1, 32)
