@@ -291,6 +291,12 @@ async fn drafts_are_written_by_the_llm_and_nothing_is_sent(backend: Backend) {
         progress["metrics"]["api_calls"].as_u64().unwrap_or(0) > 0,
         "{progress}"
     );
+    assert!(
+        progress["metrics"]["rate_limit_remaining"]
+            .as_u64()
+            .is_some(),
+        "the token's budget left is in the progress: {progress}"
+    );
     worker.shutdown();
     worker.wait().await;
     backend.cleanup().await;

@@ -367,7 +367,6 @@ pub fn kind(settings: &Settings) -> Result<GraphKind<CampaignState>, String> {
             _ => counts.failed += 1,
         }
     });
-    let c = clients.clone();
     let graph = Graph::new()
         .task("discovery", discovery_step)
         .map("extraction", extraction)
@@ -386,9 +385,8 @@ pub fn kind(settings: &Settings) -> Result<GraphKind<CampaignState>, String> {
             |ctx: StepContext, state: CampaignState| async move { screening(&ctx, state).await },
         )
         .map("outreach", outreach)
-        .task("report", move |ctx: StepContext, state: CampaignState| {
-            let c = c.clone();
-            async move { report::write(&ctx, &c, state).await }
+        .task("report", |ctx: StepContext, state: CampaignState| async move {
+            report::write(&ctx, state).await
         })
         .edge_when(
             "discovery",

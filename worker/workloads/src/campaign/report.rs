@@ -5,7 +5,7 @@ use drover_queue::MAX_ITEM_OUTPUTS_PER_READ;
 use drover_worker::graph::StepContext;
 use drover_worker::JobError;
 
-use super::{row_of, CampaignState, Clients, Row};
+use super::{row_of, CampaignState, Row};
 
 pub const COLUMNS: &[&str] = &[
     "login",
@@ -22,11 +22,7 @@ pub const COLUMNS: &[&str] = &[
     "body",
 ];
 
-pub async fn write(
-    ctx: &StepContext,
-    _clients: &Clients,
-    mut state: CampaignState,
-) -> Result<CampaignState, JobError> {
+pub async fn write(ctx: &StepContext, mut state: CampaignState) -> Result<CampaignState, JobError> {
     ctx.progress(|p| p.stage = Some("report".into())).await?;
     // The leads, for the rows of items that failed for good (they have no output).
     let leads = super::stored_leads(ctx).await?;

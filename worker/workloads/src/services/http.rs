@@ -731,6 +731,37 @@ mod tests {
         assert!(!cache.entries.contains_key("/big"), "too big to cache");
     }
 
+    #[tokio::test]
+    async fn errors_name_the_tool_and_never_the_url_or_the_credential() {
+        // A port nothing listens on: the call fails to connect.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let service = Service::new(
+            "github",
+            &format!("http://127.0.0.1:{port}"),
+            Auth::Bearer(Secret::new("ghp_do_not_print")),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let err = service
+            .get("/users/someone?access_token=ghp_in_query")
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(err.is_transient(), "{shown}");
+        assert!(shown.contains("github"), "{shown}");
+        for secret in [
+            "ghp_do_not_print",
+            "ghp_in_query",
+            "/users/someone",
+            "127.0.0.1",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
     #[test]
     fn secrets_never_show() {
         let secret = Secret::new("ghp_topsecret");
