@@ -81,8 +81,8 @@ impl Limiter {
             JobError::Transient(format!("rate limit `{resource}`: {e}"))
         };
         let stored = self.store.rate_limit(resource).await.map_err(error)?;
+        let next = drover_queue::limits::observe(stored.as_ref(), resource, &observation, now);
         if let Some(stored) = &stored {
-            let next = drover_queue::limits::observe(Some(stored), resource, &observation, now);
             let same = next.limit == stored.limit
                 && next.remaining == stored.remaining
                 && next.reset_at == stored.reset_at
@@ -90,6 +90,16 @@ impl Limiter {
             if same {
                 return Ok(());
             }
+        }
+        // The row just read is the one to replace; only a lost race reads it again.
+        let expected = stored.as_ref().map(|s| s.version);
+        if self
+            .store
+            .put_rate_limit(&next, expected)
+            .await
+            .map_err(error)?
+        {
+            return Ok(());
         }
         self.store
             .observe_rate_limit(resource, observation, now)
