@@ -1,0 +1,1 @@
+SELECT * FROM jobs WHERE idempotency_key IN (SELECT value FROM json_each(?))
