@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use tokio::time::{sleep, Instant};
 
@@ -129,8 +130,7 @@ async fn chromium(driver_url: &str, profile: &Path, extra_args: &[String]) -> Cl
     let mut caps = serde_json::Map::new();
     let options = json!({"binary": "/usr/bin/chromium", "args": args});
     caps.insert("goog:chromeOptions".into(), options);
-    ClientBuilder::rustls()
-        .expect("rustls connector for fantoccini")
+    ClientBuilder::new(HttpConnector::new())
         .capabilities(caps)
         .connect(driver_url)
         .await
@@ -139,8 +139,6 @@ async fn chromium(driver_url: &str, profile: &Path, extra_args: &[String]) -> Cl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_progress_and_pauses_a_job() {
-    // Two rustls crypto backends are linked into tests (see Cargo.toml): choose one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let tmp = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5));
     let http = http.build().expect("reqwest client");
@@ -303,7 +301,6 @@ Promise.allSettled(sent).then(() => {{ window.attackDone = true; }});
 /// CSP, takes `?token=` out of the address bar, and runs no injected inline script.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_on_other_origins_cannot_change_anything() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let tmp = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5));
     let http = http.build().expect("reqwest client");
@@ -521,7 +518,6 @@ async fn click(client: &Client, selector: &str, what: &str, dump_of: &str) {
 /// and triggered from its row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_decides_gates_and_the_schedules_view_controls_schedules() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let tmp = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5));
     let http = http.build().expect("reqwest client");

@@ -166,7 +166,10 @@ mod tests {
                 .try_lead("long-rounds", "second", Duration::from_millis(150))
                 .await
                 .expect("try_lead");
-            assert!(!taken, "the leadership lapsed while its holder was mid-round");
+            assert!(
+                !taken,
+                "the leadership lapsed while its holder was mid-round"
+            );
         }
 
         let _ = finish.send(());

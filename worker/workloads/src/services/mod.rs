@@ -2,6 +2,7 @@
 //! in the store ([`limits`]) and the mail transports ([`mail`]). The apply workload reuses
 //! them (and adds secrets, quotas and the browser pool here).
 
+pub mod browser;
 pub mod http;
 pub mod limits;
 pub mod mail;
