@@ -7,6 +7,7 @@
 //! - [`services`]: what the workloads share — the HTTP client layer, fleet-wide rate limits
 //!   and the mail transports.
 
+pub mod apply;
 pub mod campaign;
 pub mod services;
 

@@ -1,0 +1,3 @@
+//! `apply`: SPEC §7.3.
+
+pub mod tier1;
