@@ -191,8 +191,15 @@ fn tracking(name: &str) -> bool {
     name.starts_with("utm_")
         || matches!(
             name.as_str(),
-            "gh_src" | "lever-source" | "lever-origin" | "src" | "ref" | "trk" | "refid"
-                | "gclid" | "fbclid"
+            "gh_src"
+                | "lever-source"
+                | "lever-origin"
+                | "src"
+                | "ref"
+                | "trk"
+                | "refid"
+                | "gclid"
+                | "fbclid"
         )
 }
 
@@ -510,9 +517,15 @@ mod tests {
         );
         assert_eq!(title_key("SWE II [R-104233] #4411"), "software engineer ii");
         assert_eq!(title_key("Backend Engineer 2"), "backend engineer 2");
-        assert_eq!(location_key("Remote (India)"), location_key("India, remote"));
+        assert_eq!(
+            location_key("Remote (India)"),
+            location_key("India, remote")
+        );
         assert_eq!(location_key("Bengaluru"), location_key("Bangalore"));
-        assert_eq!(words("C++ / C# dev, Node.js"), ["c++", "c#", "dev", "node", "js"]);
+        assert_eq!(
+            words("C++ / C# dev, Node.js"),
+            ["c++", "c#", "dev", "node", "js"]
+        );
         assert_eq!(words("backend+frontend"), ["backend", "frontend"]);
     }
 
@@ -523,15 +536,38 @@ mod tests {
         let a_again = a.clone();
         // Rule 2: another board's copy pointing at the same Greenhouse page.
         let mut b = posting(Site::Lever, "acme", "u-1", "Platform", "Other name");
-        b.job_url_direct =
-            Some("https://job-boards.greenhouse.io/acme/jobs/1?gh_src=lever".into());
+        b.job_url_direct = Some("https://job-boards.greenhouse.io/acme/jobs/1?gh_src=lever".into());
         // Rule 3: same company (another legal form), a near title, the same city.
-        let c = posting(Site::Ashby, "acme", "x-9", "Sr Backend Engineer", "ACME Inc.");
-        let d = posting(Site::Ashby, "acme", "x-10", "Senior Backend Engineer", "Acme, Inc");
+        let c = posting(
+            Site::Ashby,
+            "acme",
+            "x-9",
+            "Sr Backend Engineer",
+            "ACME Inc.",
+        );
+        let d = posting(
+            Site::Ashby,
+            "acme",
+            "x-10",
+            "Senior Backend Engineer",
+            "Acme, Inc",
+        );
         // Not duplicates: another city; another company; another job.
-        let mut e = posting(Site::Ashby, "acme", "x-11", "Senior Backend Engineer", "Acme");
+        let mut e = posting(
+            Site::Ashby,
+            "acme",
+            "x-11",
+            "Senior Backend Engineer",
+            "Acme",
+        );
         e.location = "Berlin, Germany".into();
-        let f = posting(Site::Lever, "globex", "g-1", "Senior Backend Engineer", "Globex");
+        let f = posting(
+            Site::Lever,
+            "globex",
+            "g-1",
+            "Senior Backend Engineer",
+            "Globex",
+        );
         let g = posting(Site::Lever, "acme", "g-2", "Data Scientist", "Acme");
         let out = dedup(vec![
             a.clone(),
@@ -551,8 +587,14 @@ mod tests {
             .iter()
             .map(|d| (d.id.as_str(), d.kept_id.as_str(), d.rule))
             .collect();
-        assert!(dups.contains(&(a.id.as_str(), a.id.as_str(), Rule::NativeId)), "{dups:?}");
-        assert!(dups.contains(&(b.id.as_str(), a.id.as_str(), Rule::CanonicalUrl)), "{dups:?}");
+        assert!(
+            dups.contains(&(a.id.as_str(), a.id.as_str(), Rule::NativeId)),
+            "{dups:?}"
+        );
+        assert!(
+            dups.contains(&(b.id.as_str(), a.id.as_str(), Rule::CanonicalUrl)),
+            "{dups:?}"
+        );
         assert!(
             dups.contains(&(c.id.as_str(), d.id.as_str(), Rule::CompanyTitleLocation)),
             "{dups:?}"
@@ -591,13 +633,31 @@ mod tests {
 
     #[test]
     fn remote_copies_and_similar_titles() {
-        let mut a = posting(Site::Lever, "acme", "1", "Site Reliability Engineer", "Acme");
+        let mut a = posting(
+            Site::Lever,
+            "acme",
+            "1",
+            "Site Reliability Engineer",
+            "Acme",
+        );
         a.is_remote = true;
         a.location = "Remote - US".into();
-        let mut b = posting(Site::Ashby, "acme", "2", "Site Reliability Engineer (Remote)", "Acme");
+        let mut b = posting(
+            Site::Ashby,
+            "acme",
+            "2",
+            "Site Reliability Engineer (Remote)",
+            "Acme",
+        );
         b.is_remote = true;
         b.location = "Anywhere".into();
-        let c = posting(Site::Ashby, "acme", "3", "Site Reliability Engineering Manager", "Acme");
+        let c = posting(
+            Site::Ashby,
+            "acme",
+            "3",
+            "Site Reliability Engineering Manager",
+            "Acme",
+        );
         let out = dedup(vec![a, b, c]);
         assert_eq!(out.kept.len(), 2, "{:?}", out.duplicates);
         assert_eq!(out.duplicates[0].rule, Rule::CompanyTitleLocation);

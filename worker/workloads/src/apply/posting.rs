@@ -115,9 +115,7 @@ impl JobType {
     /// `Full-time`, `FullTime`, `full time`, `Permanent`, `Intern`, `Contractor`, ….
     pub fn parse(value: &str) -> Option<JobType> {
         Some(match compact(value).as_str() {
-            "fulltime" | "full" | "permanent" | "regular" | "fulltimeemployee" => {
-                JobType::FullTime
-            }
+            "fulltime" | "full" | "permanent" | "regular" | "fulltimeemployee" => JobType::FullTime,
             "parttime" | "part" => JobType::PartTime,
             "contract" | "contractor" | "freelance" | "contracttohire" => JobType::Contract,
             "temporary" | "temp" | "fixedterm" | "seasonal" => JobType::Temporary,
@@ -516,7 +514,11 @@ pub mod lever {
             };
             for list in &self.lists {
                 let heading = list.text.as_deref().unwrap_or("").trim();
-                let body = list.content.as_deref().map(html_to_text).unwrap_or_default();
+                let body = list
+                    .content
+                    .as_deref()
+                    .map(html_to_text)
+                    .unwrap_or_default();
                 for part in [heading, body.as_str()] {
                     if !part.is_empty() {
                         if !description.is_empty() {
@@ -566,7 +568,11 @@ pub mod lever {
                     .workplace_type
                     .as_deref()
                     .map_or(Workplace::Unknown, Workplace::parse),
-                job_type: self.categories.commitment.as_deref().and_then(JobType::parse),
+                job_type: self
+                    .categories
+                    .commitment
+                    .as_deref()
+                    .and_then(JobType::parse),
                 min_amount: None,
                 max_amount: None,
                 currency: None,
@@ -808,7 +814,10 @@ mod tests {
         assert_eq!(p.company, "VaultTec");
         assert_eq!(p.description, "Pay $150,000 - $190,000. 5+ years.");
         assert_eq!(p.job_type, Some(JobType::FullTime));
-        assert_eq!((p.min_amount, p.max_amount), (Some(150_000.0), Some(190_000.0)));
+        assert_eq!(
+            (p.min_amount, p.max_amount),
+            (Some(150_000.0), Some(190_000.0))
+        );
         assert_eq!(p.salary_source, Some(SalarySource::Description));
         assert!(p.is_remote);
         assert_eq!(p.workplace, Workplace::Remote);
@@ -823,14 +832,20 @@ mod tests {
         .unwrap();
         let p = job.into_posting("vaulttec", None);
         assert_eq!(p.company, "Vault-Tec Inc.");
-        assert_eq!((p.min_amount, p.max_amount), (Some(120_000.0), Some(150_000.0)));
+        assert_eq!(
+            (p.min_amount, p.max_amount),
+            (Some(120_000.0), Some(150_000.0))
+        );
         assert_eq!(p.currency.as_deref(), Some("USD"));
         assert_eq!(p.salary_source, Some(SalarySource::DirectData));
         assert_eq!(p.job_url, "https://boards.greenhouse.io/vaulttec/jobs/5");
         let job: greenhouse::Job =
             serde_json::from_value(json!({ "id": 5, "title": "Designer", "company_name": "X" }))
                 .unwrap();
-        assert_eq!(job.into_posting("vaulttec", Some("Vault-Tec")).company, "Vault-Tec");
+        assert_eq!(
+            job.into_posting("vaulttec", Some("Vault-Tec")).company,
+            "Vault-Tec"
+        );
     }
 
     #[test]
@@ -858,7 +873,10 @@ mod tests {
             p.description,
             "We build things.\nRequirements\n5+ years of Go\nKafka\nBenefits."
         );
-        assert_eq!((p.min_amount, p.max_amount), (Some(150_000.0), Some(190_000.0)));
+        assert_eq!(
+            (p.min_amount, p.max_amount),
+            (Some(150_000.0), Some(190_000.0))
+        );
         assert_eq!(p.salary_source, Some(SalarySource::DirectData));
         assert_eq!(p.date_posted, NaiveDate::from_ymd_opt(2023, 11, 14));
 
@@ -871,7 +889,10 @@ mod tests {
         let p = job.into_posting("leverdemo", None);
         assert_eq!(p.company, "leverdemo");
         assert!(p.is_remote);
-        assert_eq!((p.min_amount, p.max_amount), (Some(62_400.0), Some(83_200.0)));
+        assert_eq!(
+            (p.min_amount, p.max_amount),
+            (Some(62_400.0), Some(83_200.0))
+        );
         assert_eq!(p.interval, Some(Interval::Hourly));
         assert_eq!(p.job_url, "https://jobs.lever.co/leverdemo/abc");
         assert_eq!(
@@ -904,7 +925,10 @@ mod tests {
         assert_eq!(p.description, "Hello & welcome");
         assert_eq!(p.workplace, Workplace::OnSite);
         assert_eq!(p.job_type, Some(JobType::FullTime));
-        assert_eq!((p.min_amount, p.max_amount), (Some(310_000.0), Some(460_000.0)));
+        assert_eq!(
+            (p.min_amount, p.max_amount),
+            (Some(310_000.0), Some(460_000.0))
+        );
         assert_eq!(p.date_posted, NaiveDate::from_ymd_opt(2026, 11, 14));
 
         // Only a summary: read as text, still the board's data.
@@ -918,7 +942,10 @@ mod tests {
         assert!(p.is_remote);
         assert_eq!(p.workplace, Workplace::Remote);
         assert_eq!(p.currency.as_deref(), Some("GBP"));
-        assert_eq!((p.min_amount, p.max_amount), (Some(91_000.0), Some(115_000.0)));
+        assert_eq!(
+            (p.min_amount, p.max_amount),
+            (Some(91_000.0), Some(115_000.0))
+        );
         assert_eq!(p.salary_source, Some(SalarySource::DirectData));
     }
 
@@ -928,11 +955,26 @@ mod tests {
             serde_json::from_value(json!({ "id": "abc", "text": "Support" })).unwrap();
         let p = job.into_posting("acme", None);
         let value = serde_json::to_value(&p).unwrap();
-        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["apply_url", "board", "company", "id", "is_remote", "job_url", "native_id", "site", "title"]
+            [
+                "apply_url",
+                "board",
+                "company",
+                "id",
+                "is_remote",
+                "job_url",
+                "native_id",
+                "site",
+                "title"
+            ]
         );
         let back: Posting = serde_json::from_value(value).unwrap();
         assert_eq!(back, p);

@@ -169,10 +169,7 @@ impl Scorer {
         }
         if let Some(min) = criteria.min_salary {
             if !min.is_finite() || min < 0.0 {
-                return Err(invalid(
-                    "min_salary".into(),
-                    "must be a number ≥ 0".into(),
-                ));
+                return Err(invalid("min_salary".into(), "must be a number ≥ 0".into()));
             }
         }
         let titles = criteria
@@ -241,9 +238,8 @@ impl Scorer {
 
         let company = company_key(&posting.company);
         let company_points = if self.avoid_companies.contains(&company) {
-            skip_reason.get_or_insert_with(|| {
-                format!("{:?} is an avoided company", posting.company)
-            });
+            skip_reason
+                .get_or_insert_with(|| format!("{:?} is an avoided company", posting.company));
             0
         } else if self.companies.contains(&company) {
             COMPANY_POINTS
@@ -535,18 +531,26 @@ mod tests {
             ("Frontend Engineer", 15), // 30 × 1/2
             ("Data Scientist", 0),
         ] {
-            assert_eq!(score_with(&c, &posting(title)).breakdown.title, want, "{title}");
+            assert_eq!(
+                score_with(&c, &posting(title)).breakdown.title,
+                want,
+                "{title}"
+            );
         }
         let java = Criteria {
             titles: vec!["Java Developer".into()],
             ..criteria()
         };
         assert_eq!(
-            score_with(&java, &posting("JavaScript Developer")).breakdown.title,
+            score_with(&java, &posting("JavaScript Developer"))
+                .breakdown
+                .title,
             15
         );
         assert_eq!(
-            score_with(&java, &posting("Senior Java Developer")).breakdown.title,
+            score_with(&java, &posting("Senior Java Developer"))
+                .breakdown
+                .title,
             30
         );
         let three = Criteria {
@@ -555,16 +559,26 @@ mod tests {
         };
         // floor(30 × 2/3) = 20; floor(30 × 1/3) = 10.
         assert_eq!(
-            score_with(&three, &posting("Reliability Engineer")).breakdown.title,
+            score_with(&three, &posting("Reliability Engineer"))
+                .breakdown
+                .title,
             20
         );
-        assert_eq!(score_with(&three, &posting("Site Lead")).breakdown.title, 10);
+        assert_eq!(
+            score_with(&three, &posting("Site Lead")).breakdown.title,
+            10
+        );
         let cpp = Criteria {
             titles: vec!["C++ Engineer".into()],
             ..criteria()
         };
         assert_eq!(score_with(&cpp, &posting("C Engineer")).breakdown.title, 15);
-        assert_eq!(score_with(&cpp, &posting("Senior C++ Engineer")).breakdown.title, 30);
+        assert_eq!(
+            score_with(&cpp, &posting("Senior C++ Engineer"))
+                .breakdown
+                .title,
+            30
+        );
     }
 
     #[test]
@@ -656,7 +670,11 @@ mod tests {
         p.max_amount = Some(2_500_000.0);
         assert_eq!(score_with(&c, &p).breakdown.salary, 15, "equal is enough");
         p.max_amount = None;
-        assert_eq!(score_with(&c, &p).breakdown.salary, 0, "the minimum, when alone");
+        assert_eq!(
+            score_with(&c, &p).breakdown.salary,
+            0,
+            "the minimum, when alone"
+        );
         p.min_amount = None;
         assert_eq!(score_with(&c, &p).breakdown.salary, 8, "none stated");
         // Another currency than the profile's is not compared: none stated.
@@ -741,7 +759,10 @@ mod tests {
         );
         p.title = "Backend Engineer".into(); // + 30 = 62
         let s = score_with(&c, &p);
-        assert_eq!((s.total, s.band, s.skip_reason.clone()), (62, Band::Review, None));
+        assert_eq!(
+            (s.total, s.band, s.skip_reason.clone()),
+            (62, Band::Review, None)
+        );
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["band"], "review");
         assert_eq!(json["breakdown"]["title"], 30);
@@ -756,7 +777,9 @@ mod tests {
         };
         let err = Scorer::new(&bad).unwrap_err();
         assert_eq!(err.field, "job_types[1]");
-        assert!(err.to_string().starts_with("job_types[1]: unknown job type \"gig\""));
+        assert!(err
+            .to_string()
+            .starts_with("job_types[1]: unknown job type \"gig\""));
         let bad = Criteria {
             min_salary: Some(-1.0),
             ..criteria()
@@ -766,7 +789,12 @@ mod tests {
         let empty = Scorer::new(&Criteria::default()).unwrap();
         let s = empty.score(&posting("Backend Engineer"));
         assert_eq!(
-            (s.breakdown.title, s.breakdown.company, s.breakdown.location, s.breakdown.job_type),
+            (
+                s.breakdown.title,
+                s.breakdown.company,
+                s.breakdown.location,
+                s.breakdown.job_type
+            ),
             (0, 7, 0, 0)
         );
     }

@@ -253,8 +253,8 @@ fn next_currency(text: &str, from: usize) -> Option<(&'static str, usize, usize)
                     .next_back()
                     .is_none_or(|c| !c.is_alphanumeric());
                 // "CA$" starts with a letter: the letters must start a word.
-                let letters_ok = !marker.starts_with(|c: char| c.is_ascii_alphabetic())
-                    || word_start;
+                let letters_ok =
+                    !marker.starts_with(|c: char| c.is_ascii_alphabetic()) || word_start;
                 let code_ok = !is_code
                     || here[marker.len()..]
                         .chars()
@@ -330,8 +330,7 @@ fn amount_at(text: &str, from: usize) -> Option<Amount> {
     if rest.starts_with('k') && rest[1..].chars().next().is_none_or(|c| !c.is_alphabetic()) {
         factor = 1_000.0;
         end += 1;
-    } else if rest.starts_with('m') && rest[1..].chars().next().is_none_or(|c| !c.is_alphabetic())
-    {
+    } else if rest.starts_with('m') && rest[1..].chars().next().is_none_or(|c| !c.is_alphabetic()) {
         factor = 1_000_000.0;
         end += 1;
     } else if let Some(w) = ["million", "mn"].into_iter().find(|w| word_end(w)) {
@@ -491,7 +490,10 @@ mod tests {
     fn salaries_are_read_from_text() {
         let usd = |lo: f64, hi: f64| Some((lo, hi, "USD".to_string()));
         let cases: &[(&str, Option<(f64, f64, String)>)] = &[
-            ("The range is $150,000 - $190,000 a year.", usd(150_000.0, 190_000.0)),
+            (
+                "The range is $150,000 - $190,000 a year.",
+                usd(150_000.0, 190_000.0),
+            ),
             ("Pay: $150k–$190k + equity", usd(150_000.0, 190_000.0)),
             ("Pay: $150K to $190K", usd(150_000.0, 190_000.0)),
             ("$150-190k base", usd(150_000.0, 190_000.0)),
@@ -503,11 +505,23 @@ mod tests {
                 "₹30,00,000 - ₹45,00,000",
                 Some((3_000_000.0, 4_500_000.0, "INR".into())),
             ),
-            ("CTC ₹30 LPA", Some((3_000_000.0, 3_000_000.0, "INR".into()))),
-            ("₹25-35 lakh", Some((2_500_000.0, 3_500_000.0, "INR".into()))),
-            ("€60.000 – €80.000", Some((60_000.0, 80_000.0, "EUR".into()))),
+            (
+                "CTC ₹30 LPA",
+                Some((3_000_000.0, 3_000_000.0, "INR".into())),
+            ),
+            (
+                "₹25-35 lakh",
+                Some((2_500_000.0, 3_500_000.0, "INR".into())),
+            ),
+            (
+                "€60.000 – €80.000",
+                Some((60_000.0, 80_000.0, "EUR".into())),
+            ),
             ("£4,000 per month", Some((48_000.0, 48_000.0, "GBP".into()))),
-            ("CA$120,000–CA$150,000", Some((120_000.0, 150_000.0, "CAD".into()))),
+            (
+                "CA$120,000–CA$150,000",
+                Some((120_000.0, 150_000.0, "CAD".into())),
+            ),
             // Not salaries.
             ("We raised $150M in our Series C.", None),
             ("We raised $150 million.", None),
@@ -534,7 +548,9 @@ mod tests {
             "Salary & benefits: $150k\nRust\n5+ years"
         );
         assert_eq!(
-            html_to_text("<div>a&nbsp;&nbsp;b</div><script>x()</script><style>p{}</style>c &unknown; 1 < 2"),
+            html_to_text(
+                "<div>a&nbsp;&nbsp;b</div><script>x()</script><style>p{}</style>c &unknown; 1 < 2"
+            ),
             "a b\nc &unknown; 1 < 2"
         );
         assert_eq!(decode_entities("&#8377;&#x20B9; &amp"), "₹₹ &amp");
