@@ -400,7 +400,8 @@ pub fn title_key(title: &str) -> String {
         .filter(|w| {
             let letters = w.chars().any(char::is_alphabetic);
             let digits = w.chars().any(|c| c.is_ascii_digit());
-            !(letters && digits) && !digits_only_id(w) && w != "remote" && w != "hybrid"
+            let requisition = (letters && digits) || digits_only_id(w);
+            !requisition && w != "remote" && w != "hybrid"
         })
         .collect::<Vec<_>>()
         .join(" ")

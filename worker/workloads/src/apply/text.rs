@@ -246,7 +246,7 @@ fn next_currency(text: &str, from: usize) -> Option<(&'static str, usize, usize)
         let at_marker = at + next;
         let here = &text[at_marker..];
         for (marker, code) in CURRENCIES {
-            if here.starts_with(marker) {
+            if let Some(after) = here.strip_prefix(marker) {
                 let is_code = marker.chars().all(|c| c.is_ascii_alphabetic());
                 let word_start = text[..at_marker]
                     .chars()
@@ -255,11 +255,7 @@ fn next_currency(text: &str, from: usize) -> Option<(&'static str, usize, usize)
                 // "CA$" starts with a letter: the letters must start a word.
                 let letters_ok =
                     !marker.starts_with(|c: char| c.is_ascii_alphabetic()) || word_start;
-                let code_ok = !is_code
-                    || here[marker.len()..]
-                        .chars()
-                        .next()
-                        .is_none_or(|c| !c.is_alphabetic());
+                let code_ok = !is_code || after.chars().next().is_none_or(|c| !c.is_alphabetic());
                 if letters_ok && code_ok {
                     return Some((code, at_marker, at_marker + marker.len()));
                 }
@@ -489,7 +485,8 @@ mod tests {
     #[test]
     fn salaries_are_read_from_text() {
         let usd = |lo: f64, hi: f64| Some((lo, hi, "USD".to_string()));
-        let cases: &[(&str, Option<(f64, f64, String)>)] = &[
+        type Case<'a> = (&'a str, Option<(f64, f64, String)>);
+        let cases: &[Case] = &[
             (
                 "The range is $150,000 - $190,000 a year.",
                 usd(150_000.0, 190_000.0),
