@@ -2,6 +2,7 @@
 //! configuration. They depend on the runtime (`drover-worker`); the runtime never depends on
 //! them.
 //!
+//! - [`apply`]: job postings from the boards, deduplicated and scored (SPEC §7.3);
 //! - [`campaign`]: GitHub discovery to drafted (or, when the operator turns sending on, sent)
 //!   messages, SPEC §7.2;
 //! - [`services`]: what the workloads share — the HTTP client layer, fleet-wide rate limits
