@@ -118,6 +118,11 @@ pub const SQLITE: &[Migration] = &[
         name: "rate_limits_suppressions",
         sql: include_str!("../../migrations/sqlite/0009_rate_limits_suppressions.sql"),
     },
+    Migration {
+        version: 10,
+        name: "profiles_applications",
+        sql: include_str!("../../migrations/sqlite/0010_profiles_applications.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -176,6 +181,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 11,
         name: "rate_limits_suppressions",
         sql: include_str!("../../migrations/postgres/0011_rate_limits_suppressions.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "profiles_applications",
+        sql: include_str!("../../migrations/postgres/0012_profiles_applications.sql"),
     },
 ];
 

@@ -157,6 +157,79 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Every byte the backend's storage holds, read below the `Store` API: the SQLite file
+    /// and its WAL as they are on disk; every row of every table of the PostgreSQL schema
+    /// in its text form (`bytea` as hex); every key and value under the Redis prefix
+    /// (strings, hash fields and values, set, zset and list members). For tests that look
+    /// for what must never be stored (a plaintext cookie).
+    pub async fn raw_storage(&self) -> Vec<u8> {
+        match self {
+            Backend::Sqlite { dir } => {
+                let path = dir.path().join("drover.db");
+                let mut bytes = std::fs::read(&path).unwrap_or_default();
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                bytes.extend(std::fs::read(std::path::Path::new(&wal)).unwrap_or_default());
+                bytes
+            }
+            Backend::Postgres { schema } => {
+                let mut conn = pg_connection().await;
+                let mut bytes = Vec::new();
+                for (table, _) in pg_tables(&mut conn, schema).await {
+                    let rows: Vec<String> = sqlx::query_scalar(&format!(
+                        "SELECT t::text FROM \"{schema}\".\"{table}\" t"
+                    ))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("rows as text");
+                    for row in rows {
+                        bytes.extend_from_slice(row.as_bytes());
+                        bytes.push(b'\n');
+                    }
+                }
+                bytes
+            }
+            Backend::Redis { prefix } => {
+                let mut conn = redis_connection().await;
+                let mut bytes = Vec::new();
+                for key in redis_keys(&mut conn, prefix).await {
+                    bytes.extend_from_slice(key.as_bytes());
+                    let kind: String = redis::cmd("TYPE")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .expect("type");
+                    let cmd = match kind.as_str() {
+                        "string" => redis::cmd("GET").arg(&key).clone(),
+                        "hash" => redis::cmd("HGETALL").arg(&key).clone(),
+                        "set" => redis::cmd("SMEMBERS").arg(&key).clone(),
+                        "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).clone(),
+                        "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).clone(),
+                        _ => continue,
+                    };
+                    let values: Vec<Vec<u8>> = match kind.as_str() {
+                        "string" => {
+                            let v: Option<Vec<u8>> =
+                                cmd.query_async(&mut conn).await.expect("read");
+                            v.into_iter().collect()
+                        }
+                        _ => cmd.query_async(&mut conn).await.expect("read"),
+                    };
+                    for v in values {
+                        bytes.extend_from_slice(&v);
+                        bytes.push(b'\n');
+                    }
+                }
+                bytes
+            }
+            Backend::RedisCluster { .. } => {
+                panic!("raw_storage reads one Redis server, not a cluster")
+            }
+        }
+    }
+}
+
 /// A backend's storage, measured (see [`Backend::footprint`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Footprint {

@@ -32,6 +32,7 @@ mod limits;
 mod listener;
 mod maintenance;
 mod peers;
+mod profiles;
 mod runlog;
 mod schedules;
 mod transact;

@@ -41,6 +41,7 @@ mod leases;
 mod limits;
 mod listener;
 mod maintenance;
+mod profiles;
 mod queue_index;
 mod runlog;
 mod schedules;

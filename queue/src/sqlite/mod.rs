@@ -30,6 +30,7 @@ mod leases;
 mod limits;
 mod maintenance;
 mod peers;
+mod profiles;
 mod runlog;
 mod schedules;
 mod transact;

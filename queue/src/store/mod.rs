@@ -9,7 +9,9 @@
 //! - [`Gates`] (`gates.rs`): the questions waiting jobs ask operators;
 //! - [`ScheduleStore`] (`schedules.rs`): schedules as data;
 //! - [`RateLimits`] (`limits.rs`): the fleet's shared rate limits per resource;
-//! - [`Suppressions`] (`suppressions.rs`): who must not be written to, and who was.
+//! - [`Suppressions`] (`suppressions.rs`): who must not be written to, and who was;
+//! - [`Profiles`] and [`Applications`] (`profiles.rs`): the apply workload's users (profile,
+//!   résumé, sealed sessions) and each user's applications ledger with its caps.
 //!
 //! [`Store`] is all of them plus the connection itself. Every backend (SQLite, PostgreSQL, Redis)
 //! implements them and passes the same conformance suite. Transitions that read a job, decide
@@ -21,6 +23,7 @@ mod jobs;
 mod limits;
 mod maintenance;
 mod peers;
+mod profiles;
 mod runlog;
 mod schedules;
 mod suppressions;
@@ -40,6 +43,7 @@ pub use jobs::*;
 pub use limits::*;
 pub use maintenance::*;
 pub use peers::*;
+pub use profiles::*;
 pub use runlog::*;
 pub use schedules::*;
 pub use suppressions::*;
@@ -233,6 +237,8 @@ pub trait Store:
     + ScheduleStore
     + RateLimits
     + Suppressions
+    + Profiles
+    + Applications
     + 'static
 {
     /// `sqlite`, `postgres` or `redis`.

@@ -94,6 +94,12 @@ conformance!(
     batched_lookups_take_any_number_of_addresses,
     contacts_keep_the_latest,
     suppressions_take_normalised_addresses,
+    profiles_resumes_and_sessions_are_stored_replaced_and_deleted,
+    a_posting_is_claimed_once_and_settled_along_its_life,
+    caps_close_the_ist_day_and_month,
+    concurrent_claims_never_exceed_the_caps,
+    the_ledger_pages_by_posting_key,
+    stored_sessions_hold_no_plaintext_cookie,
 );
 
 /// PostgreSQL only: a migration marked `-- drover:no-transaction` runs outside a

@@ -1,12 +1,13 @@
 //! The store conformance suite: every backend must pass every test here. One file per
 //! concern, like the `Store` traits: enqueue, leases, transitions, run log, maintenance,
-//! waiting (gates and snooze), map item outputs, schedules, rate limits and suppressions.
+//! waiting (gates and snooze), map item outputs, schedules, rate limits, suppressions, and profiles with the applications ledger.
 
 mod enqueue;
 mod item_outputs;
 mod leases;
 mod limits;
 mod maintenance;
+mod profiles;
 mod runlog;
 mod schedules;
 mod suppressions;
@@ -18,6 +19,7 @@ pub use item_outputs::*;
 pub use leases::*;
 pub use limits::*;
 pub use maintenance::*;
+pub use profiles::*;
 pub use runlog::*;
 pub use schedules::*;
 pub use suppressions::*;

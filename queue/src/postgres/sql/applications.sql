@@ -1,0 +1,3 @@
+SELECT user_id, posting_key, job_id, outcome, counted, claimed_at, settled_at
+FROM applications WHERE user_id = $1 AND posting_key > $2
+ORDER BY posting_key LIMIT $3

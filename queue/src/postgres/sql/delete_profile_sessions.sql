@@ -1,0 +1,1 @@
+DELETE FROM profile_sessions WHERE user_id = $1

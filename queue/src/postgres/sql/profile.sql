@@ -1,0 +1,1 @@
+SELECT user_id, profile::text AS profile, created_at, updated_at FROM profiles WHERE user_id = $1

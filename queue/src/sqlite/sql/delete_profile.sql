@@ -1,0 +1,1 @@
+DELETE FROM profiles WHERE user_id = ?1

@@ -1,0 +1,1 @@
+DELETE FROM profile_resumes WHERE user_id = ?1

@@ -1,0 +1,1 @@
+SELECT blob, updated_at FROM profile_sessions WHERE user_id = ?1 AND site = ?2

@@ -1,0 +1,1 @@
+UPDATE profiles SET profile = ?2, updated_at = ?3 WHERE user_id = ?1
