@@ -44,6 +44,17 @@ impl Settings {
             secrets_key: c.secrets.key()?,
             api_timeout: c.timeouts.api_timeout,
             rate_limit_share: c.limits.rate_limit_buffer,
+            greenhouse_base_url: c.boards.greenhouse_base_url.clone(),
+            lever_base_url: c.boards.lever_base_url.clone(),
+            ashby_base_url: c.boards.ashby_base_url.clone(),
+            browser: drover_workloads::services::browser::BrowserSettings {
+                webdriver_url: c.browser.webdriver_url.clone(),
+                chromedriver: c.browser.chromedriver.clone(),
+                chromium: c.browser.chromium.clone(),
+                headless: c.browser.headless,
+                max_sessions: c.browser.max_sessions as usize,
+                ..Default::default()
+            },
         })
     }
 

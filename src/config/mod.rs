@@ -50,6 +50,12 @@ const VERBATIM_ENV_KEYS: &[&str] = &[
     "mail.api_key",
     "mail.from",
     "mail.public_url",
+    "boards.greenhouse_base_url",
+    "boards.lever_base_url",
+    "boards.ashby_base_url",
+    "browser.webdriver_url",
+    "browser.chromedriver",
+    "browser.chromium",
 ];
 
 /// Keys holding lists, which the environment may also give comma-separated
@@ -130,6 +136,10 @@ pub struct Config {
     pub llm: Llm,
     /// How messages are sent (by default they are not: drafts only).
     pub mail: Mail,
+    /// The job boards the apply workload reads.
+    pub boards: Boards,
+    /// The browser tier-1 applications run in.
+    pub browser: Browser,
     /// Schedules created or updated when an API or worker process starts, each shaped as
     /// the body of `POST /v1/schedules`; see [`drover_queue::schedule::declare`] for who
     /// owns them afterwards. Default none.
@@ -315,6 +325,59 @@ impl fmt::Debug for Github {
             .field("base_url", &self.base_url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
+    }
+}
+
+/// The `boards` section: the job boards' public posting APIs (SPEC §7.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Boards {
+    /// Default `https://boards-api.greenhouse.io`.
+    pub greenhouse_base_url: String,
+    /// Default `https://api.lever.co`.
+    pub lever_base_url: String,
+    /// Default `https://api.ashbyhq.com`.
+    pub ashby_base_url: String,
+}
+
+impl Default for Boards {
+    fn default() -> Self {
+        Boards {
+            greenhouse_base_url: "https://boards-api.greenhouse.io".into(),
+            lever_base_url: "https://api.lever.co".into(),
+            ashby_base_url: "https://api.ashbyhq.com".into(),
+        }
+    }
+}
+
+/// The `browser` section: where tier-1 applications run (headless Chromium over WebDriver).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Browser {
+    /// An external WebDriver (`http://127.0.0.1:9515`); when set, no chromedriver is
+    /// spawned. Default none.
+    pub webdriver_url: Option<String>,
+    /// The chromedriver a worker spawns when there is no `webdriver_url`. Default
+    /// `chromedriver` (from `PATH`).
+    pub chromedriver: PathBuf,
+    /// The Chromium binary. Default none: chromedriver finds it.
+    pub chromium: Option<PathBuf>,
+    /// Run Chromium headless. Default true.
+    pub headless: bool,
+    /// Browser sessions one worker process runs at once (Chromium is the memory, not the
+    /// job); 1 to 32. Default 2.
+    pub max_sessions: u32,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser {
+            webdriver_url: None,
+            chromedriver: PathBuf::from("chromedriver"),
+            chromium: None,
+            headless: true,
+            max_sessions: 2,
+        }
     }
 }
 
@@ -682,6 +745,15 @@ impl Config {
             }
         };
         http_url("github.base_url", &self.github.base_url)?;
+        http_url("boards.greenhouse_base_url", &self.boards.greenhouse_base_url)?;
+        http_url("boards.lever_base_url", &self.boards.lever_base_url)?;
+        http_url("boards.ashby_base_url", &self.boards.ashby_base_url)?;
+        if let Some(url) = &self.browser.webdriver_url {
+            http_url("browser.webdriver_url", url)?;
+        }
+        if !(1..=32).contains(&self.browser.max_sessions) {
+            return Err(invalid("browser.max_sessions", "from 1 to 32"));
+        }
         if let Some(url) = &self.llm.base_url {
             http_url("llm.base_url", url)?;
         }

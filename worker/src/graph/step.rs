@@ -193,6 +193,13 @@ impl StepContext {
         }
     }
 
+    /// True when this job has ever begun the effect `key` (an intent or a result is
+    /// recorded): a step can then skip the preparation a first attempt needs (a browser, a
+    /// filled form) and let [`StepContext::effect_once`] answer from the ledger.
+    pub fn effect_begun(&self, key: &str) -> bool {
+        !matches!(self.ledger_entry(key), Ok(Entry::New))
+    }
+
     fn ledger_entry(&self, key: &str) -> Result<Entry, JobError> {
         if key.starts_with(INTENT_PREFIX) {
             return Err(JobError::Permanent(format!(

@@ -5,6 +5,8 @@
 //! - [`apply`]: job postings from the boards, deduplicated and scored (SPEC §7.3);
 //! - [`campaign`]: GitHub discovery to drafted (or, when the operator turns sending on, sent)
 //!   messages, SPEC §7.2;
+//! - [`apply`]: job postings from many boards to applications through the hosted forms in
+//!   real Chromium, SPEC §7.3;
 //! - [`services`]: what the workloads share — the HTTP client layer, fleet-wide rate limits
 //!   and the mail transports.
 
@@ -54,6 +56,12 @@ pub struct Settings {
     pub api_timeout: Duration,
     /// `limits.rate_limit_buffer`: the share of each external limit drover uses.
     pub rate_limit_share: f64,
+    /// `boards.greenhouse_base_url`, `boards.lever_base_url`, `boards.ashby_base_url`.
+    pub greenhouse_base_url: String,
+    pub lever_base_url: String,
+    pub ashby_base_url: String,
+    /// The `browser` section.
+    pub browser: services::browser::BrowserSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -68,6 +76,10 @@ impl fmt::Debug for Settings {
             .field("mail_from", &self.mail_from)
             .field("public_url", &self.public_url)
             .field("secrets_key", &self.secrets_key)
+            .field("greenhouse_base_url", &self.greenhouse_base_url)
+            .field("lever_base_url", &self.lever_base_url)
+            .field("ashby_base_url", &self.ashby_base_url)
+            .field("browser", &self.browser)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +103,10 @@ impl Default for Settings {
             secrets_key: None,
             api_timeout: Duration::from_secs(30),
             rate_limit_share: 0.8,
+            greenhouse_base_url: "https://boards-api.greenhouse.io".into(),
+            lever_base_url: "https://api.lever.co".into(),
+            ashby_base_url: "https://api.ashbyhq.com".into(),
+            browser: services::browser::BrowserSettings::default(),
         }
     }
 }
@@ -101,5 +117,7 @@ pub fn register(registry: &mut Registry, settings: &Settings) -> Result<(), Stri
     let campaign = campaign::kind(settings)?;
     registry.register(campaign);
     registry.describe_config(campaign::NAME, campaign::target::config_schema());
+    registry.register(apply::kind::kind(settings)?);
+    registry.describe_config(apply::kind::NAME, apply::config::config_schema());
     Ok(())
 }

@@ -127,12 +127,12 @@ pub async fn discover(
     sources: &[Source],
     max_in_flight: usize,
 ) -> Vec<Discovered> {
-    stream::iter(sources)
+    // Owned sources: a future borrowing from the slice's items would not be `Send` for
+    // every lifetime, which a graph step needs.
+    stream::iter(sources.to_vec())
         .map(|source| async move {
-            Discovered {
-                source: source.clone(),
-                result: boards.postings(source).await,
-            }
+            let result = boards.postings(&source).await;
+            Discovered { source, result }
         })
         .buffered(max_in_flight.max(1))
         .collect()

@@ -4,8 +4,11 @@
 //! in a real browser ([`tier1`]).
 
 pub mod boards;
+pub mod config;
 pub mod dedup;
+pub mod kind;
 pub mod posting;
+pub mod report;
 pub mod score;
 pub mod text;
 pub mod tier1;
