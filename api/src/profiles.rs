@@ -115,16 +115,15 @@ pub async fn put(
     if !body.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     }
-    let mut profile: Profile = serde_path_to_error::deserialize(body)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." {
-                "body".to_string()
-            } else {
-                path
-            };
-            ApiError::invalid(&field, e.into_inner())
-        })?;
+    let mut profile: Profile = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::invalid(&field, e.into_inner())
+    })?;
     profile.validate().map_err(at_edge)?;
     let created = state.store.put_profile(&user_id, &profile, now()).await?;
     let view = view(&state, &user_id).await?;
