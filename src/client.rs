@@ -138,6 +138,33 @@ impl ApiClient {
         Ok(self.call(Method::PUT, path, Some(body)).await?.1)
     }
 
+    /// `PUT` of raw bytes (a résumé) with `content_type` and query `params`, its JSON answer.
+    pub async fn put_bytes(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .request(Method::PUT, path)
+            .query(params)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the API at {}", self.base))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = value["error"]["message"]
+                .as_str()
+                .unwrap_or("no error message");
+            return Err(anyhow!("{message} (HTTP {})", status.as_u16()));
+        }
+        Ok(value)
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.call(Method::DELETE, path, None).await.map(|_| ())
     }

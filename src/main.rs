@@ -8,6 +8,7 @@ mod demo;
 mod follow;
 mod gates;
 mod jobs;
+mod profiles;
 mod run;
 mod schedules;
 mod settings;
@@ -77,6 +78,9 @@ enum Command {
     Gates(GatesArgs),
     /// Schedules: list, show, create, pause, resume, trigger, delete.
     Schedules(SchedulesArgs),
+    /// The apply workload's users, through the API: profile, résumé, sealed sessions, and
+    /// the applications ledger.
+    Profiles(ProfilesArgs),
     /// The sandbox: local servers speaking GitHub REST, OpenAI-compatible chat, a
     /// Resend-shaped mail API and SMTP, for trials and tests (never a real service).
     Sandbox(SandboxArgs),
@@ -247,6 +251,14 @@ struct SchedulesArgs {
     client: ClientArgs,
     #[command(subcommand)]
     command: schedules::ScheduleCommand,
+}
+
+#[derive(Args)]
+struct ProfilesArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: profiles::ProfileCommand,
 }
 
 #[derive(Args)]
@@ -433,6 +445,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedules(args) => match args.client.client()? {
             Some(client) => schedules::run_api(&client, args.command).await,
             None => schedules::run(&*settings()?.open_store().await?, args.command).await,
+        },
+        Command::Profiles(args) => match args.client.client()? {
+            Some(client) => profiles::run_api(&client, args.command).await,
+            None => Err(anyhow::anyhow!(
+                "--api: `drover profiles` talks to the API, which seals session cookies with \
+                 the secrets key (set --api or DROVER_API, and --token)"
+            )),
         },
         Command::Sandbox(args) => sandbox(args).await,
         Command::Queues(args) => match args.client.client()? {

@@ -190,6 +190,7 @@ fn api_config(
         request_timeout: api.request_timeout,
         max_sse_streams: api.max_sse_streams as usize,
         secret_key: settings.config.secrets.key()?,
+        previous_secret_keys: settings.config.secrets.previous_keys()?,
         ..drover_api::ApiConfig::default()
     };
     Ok((addr, config))

@@ -1,4 +1,5 @@
-//! drover's HTTP API (SPEC §4): jobs, queues, workers, schedules and suppressions under
+//! drover's HTTP API (SPEC §4): jobs, queues, workers, schedules, suppressions and the apply
+//! workload's profiles under
 //! `/v1`, the SSE event stream, the open unsubscribe routes (`/u/{token}`), the OpenAPI
 //! document, Prometheus metrics, health, and the dashboard page; and the health
 //! and metrics endpoints a worker process serves ([`WorkerEndpoints`]).
@@ -17,6 +18,7 @@ mod limits;
 mod openapi;
 mod ops;
 mod origin;
+mod profiles;
 mod routes;
 mod schedules;
 mod server;
@@ -63,6 +65,9 @@ pub struct ApiConfig {
     /// The `secrets` key unsubscribe tokens are verified under; without it `/u/{token}`
     /// answers 404 to every token.
     pub secret_key: Option<drover_queue::secret::SecretKey>,
+    /// Earlier `secrets` keys (`secrets.previous_keys`): sessions sealed under them still
+    /// open; new ones are sealed under `secret_key`.
+    pub previous_secret_keys: Vec<drover_queue::secret::SecretKey>,
 }
 
 impl Default for ApiConfig {
@@ -76,6 +81,7 @@ impl Default for ApiConfig {
             header_read_timeout: Duration::from_secs(10),
             max_sse_streams: 1000,
             secret_key: None,
+            previous_secret_keys: Vec::new(),
         }
     }
 }
@@ -143,6 +149,25 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/suppressions/{email}",
             axum::routing::delete(suppressions::delete),
+        )
+        .route(
+            "/profiles/{user_id}",
+            get(profiles::show)
+                .put(profiles::put)
+                .delete(profiles::delete),
+        )
+        .route(
+            "/profiles/{user_id}/resume",
+            axum::routing::put(profiles::put_resume),
+        )
+        .route("/profiles/{user_id}/sessions", get(profiles::sessions))
+        .route(
+            "/profiles/{user_id}/sessions/{site}",
+            axum::routing::put(profiles::put_session).delete(profiles::delete_session),
+        )
+        .route(
+            "/profiles/{user_id}/applications",
+            get(profiles::applications),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

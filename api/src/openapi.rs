@@ -35,6 +35,7 @@ pub fn document(registry: &Registry) -> Value {
     constrain_parameters(&mut doc);
     constrain_gates(&mut doc);
     constrain_suppressions(&mut doc);
+    constrain_profiles(&mut doc);
     constrain_new_job(&mut doc, registry);
     add_links(&mut doc);
     if let Some(batch) = doc.pointer_mut(&format!(
@@ -191,6 +192,78 @@ fn constrain_suppressions(doc: &mut Value) {
                 });
             }
         }
+    }
+}
+
+/// The profile routes: user ids and sites by their patterns, the ledger's `after` as a
+/// posting key, the résumé as PDF bytes, and a session as a list of WebDriver cookies.
+fn constrain_profiles(doc: &mut Value) {
+    use drover_queue::profile::MAX_USER_ID_LEN;
+    for (path, _, op) in operations(doc) {
+        if !path.starts_with("/v1/profiles/") {
+            continue;
+        }
+        for param in op
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let schema = match param["name"].as_str() {
+                Some("user_id") => json!({
+                    "type": "string",
+                    "pattern": format!("^[A-Za-z0-9._@-]{{1,{MAX_USER_ID_LEN}}}$"),
+                }),
+                Some("site") => json!({
+                    "type": "string",
+                    "pattern": format!("^[A-Za-z0-9._-]{{1,{MAX_USER_ID_LEN}}}$"),
+                }),
+                Some("after") => json!({ "type": "string", "pattern": NO_NUL }),
+                Some("filename") => json!({
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[^\\u0000-\\u001f\\u007f/\\\\\"]*[^\\u0000-\\u0020\\u007f/\\\\\".][^\\u0000-\\u001f\\u007f/\\\\\"]*$",
+                }),
+                _ => continue,
+            };
+            param["schema"] = schema;
+        }
+    }
+    if let Some(body) = doc.pointer_mut(&format!(
+        "/paths/{}/put/requestBody/content/application~1pdf/schema",
+        pointer_escape("/v1/profiles/{user_id}/resume")
+    )) {
+        *body = json!({
+            "type": "string",
+            "format": "binary",
+            "maxLength": drover_queue::profile::MAX_RESUME_BYTES,
+        });
+    }
+    if let Some(body) = doc.pointer_mut(&format!(
+        "/paths/{}/put/requestBody/content/application~1json/schema",
+        pointer_escape("/v1/profiles/{user_id}/sessions/{site}")
+    )) {
+        let text = json!({ "type": "string", "pattern": NO_NUL });
+        *body = json!({
+            "type": "array",
+            "maxItems": drover_queue::seal::MAX_COOKIES,
+            "items": {
+                "type": "object",
+                "required": ["name", "value"],
+                "additionalProperties": false,
+                "properties": {
+                    "name": { "type": "string", "minLength": 1, "pattern": NO_NUL },
+                    "value": text,
+                    "path": text,
+                    "domain": text,
+                    "secure": {},
+                    "httpOnly": {},
+                    "expiry": {},
+                    "sameSite": text,
+                }
+            }
+        });
     }
 }
 

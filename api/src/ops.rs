@@ -29,12 +29,15 @@ use crate::{routes, ApiError, AppState};
         crate::schedules::resume, crate::schedules::trigger,
         crate::suppressions::list, crate::suppressions::create, crate::suppressions::delete,
         crate::unsubscribe::show, crate::unsubscribe::unsubscribe,
+        crate::profiles::put, crate::profiles::show, crate::profiles::delete,
+        crate::profiles::put_resume, crate::profiles::put_session, crate::profiles::sessions,
+        crate::profiles::delete_session, crate::profiles::applications,
         dashboard, openapi, metrics, healthz, readyz,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags((name = "jobs"), (name = "gates"), (name = "queues"), (name = "workers"),
-        (name = "schedules"), (name = "suppressions"), (name = "operations"))
+        (name = "schedules"), (name = "suppressions"), (name = "profiles"), (name = "operations"))
 )]
 pub(crate) struct ApiDoc;
 

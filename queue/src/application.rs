@@ -128,8 +128,8 @@ pub struct Application {
     pub user_id: String,
     /// The posting's identity after dedup (the apply kind's key: native id or canonical URL).
     pub posting_key: String,
-    /// The job that claimed it.
-    pub job_id: JobId,
+    /// The job that claimed it (a [`JobId`]; named `Uuid` for the OpenAPI schema).
+    pub job_id: uuid::Uuid,
     pub outcome: Outcome,
     /// Whether it counts against the caps (in the day and month of `claimed_at`).
     pub counted: bool,

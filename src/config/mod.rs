@@ -596,6 +596,9 @@ pub struct Secrets {
     /// The key itself, base64; set it through `DROVER_SECRETS__KEY` rather than in a
     /// file that others read. Default none.
     pub key: Option<String>,
+    /// Earlier keys (base64), after a rotation: session cookies sealed under them still
+    /// open (each blob names its key by id); new ones are sealed under `key`. Default none.
+    pub previous_keys: Vec<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -603,6 +606,7 @@ impl fmt::Debug for Secrets {
         f.debug_struct("Secrets")
             .field("key_file", &self.key_file)
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("previous_keys", &self.previous_keys.len())
             .finish()
     }
 }
@@ -640,6 +644,19 @@ impl Secrets {
             }
             (None, None) => Ok(None),
         }
+    }
+
+    /// The earlier keys, decoded; one that is not base64 of 32 bytes is refused naming
+    /// its position (never its value).
+    pub fn previous_keys(&self) -> Result<Vec<drover_queue::secret::SecretKey>, ConfigError> {
+        self.previous_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                drover_queue::secret::SecretKey::from_base64(key)
+                    .map_err(|why| invalid("secrets.previous_keys", format!("entry {i}: {why}")))
+            })
+            .collect()
     }
 }
 
@@ -684,6 +701,7 @@ impl Config {
             return Err(invalid("api.request_timeout", "must be longer than 0s"));
         }
         self.secrets.key()?;
+        self.secrets.previous_keys()?;
         self.validate_workloads()?;
         self.validate_schedules()?;
         let url = &self.queue.url;

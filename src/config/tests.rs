@@ -434,3 +434,20 @@ fn debug_output_never_shows_the_secrets_key() {
     );
     assert!(shown.contains("<redacted>"), "{shown}");
 }
+
+#[test]
+fn previous_secrets_keys_decode_or_are_refused_by_position() {
+    let config = load(
+        &format!("secrets:\n  previous_keys: [\"{KEY_B64}\"]\n"),
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(config.secrets.previous_keys().expect("decodes").len(), 1);
+    assert!(!format!("{:?}", config.secrets).contains(KEY_B64));
+    let (key, message) = invalid_key(load("secrets:\n  previous_keys: [\"c2hvcnQ=\"]\n", &[]));
+    assert_eq!(key, "secrets.previous_keys");
+    assert!(
+        message.contains("entry 0") && !message.contains("c2hvcnQ="),
+        "{message}"
+    );
+}
