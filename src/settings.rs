@@ -42,6 +42,7 @@ impl Settings {
             daily_cap: c.mail.daily_cap,
             public_url: c.mail.public_url.clone(),
             secrets_key: c.secrets.key()?,
+            previous_secrets_keys: c.secrets.previous_keys()?,
             api_timeout: c.timeouts.api_timeout,
             rate_limit_share: c.limits.rate_limit_buffer,
             greenhouse_base_url: c.boards.greenhouse_base_url.clone(),

@@ -53,6 +53,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// 32 bytes: signs unsubscribe tokens.
     pub secrets_key: Option<drover_queue::secret::SecretKey>,
+    /// `secrets.previous_keys`: stored sessions sealed under them still open.
+    pub previous_secrets_keys: Vec<drover_queue::secret::SecretKey>,
     pub api_timeout: Duration,
     /// `limits.rate_limit_buffer`: the share of each external limit drover uses.
     pub rate_limit_share: f64,
@@ -101,6 +103,7 @@ impl Default for Settings {
             daily_cap: None,
             public_url: None,
             secrets_key: None,
+            previous_secrets_keys: Vec::new(),
             api_timeout: Duration::from_secs(30),
             rate_limit_share: 0.8,
             greenhouse_base_url: "https://boards-api.greenhouse.io".into(),

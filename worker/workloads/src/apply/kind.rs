@@ -72,7 +72,10 @@ impl Clients {
         Ok(Clients {
             boards,
             browsers: Browsers::new(settings.browser.clone()),
-            keyring: settings.secrets_key.as_ref().map(|k| Keyring::new(k, &[])),
+            keyring: settings
+                .secrets_key
+                .as_ref()
+                .map(|k| Keyring::new(k, &settings.previous_secrets_keys)),
             scratch: std::env::temp_dir().join(format!("drover-apply-{}", std::process::id())),
         })
     }
