@@ -1,6 +1,7 @@
 //! drover's sandbox: servers on 127.0.0.1 that speak the real protocols of the services the
-//! workloads call — GitHub REST, an OpenAI-compatible chat endpoint, a Resend-shaped mail API
-//! and an SMTP sink — over a world generated from a seed, with a request log and counters that
+//! workloads call — GitHub REST, an OpenAI-compatible chat endpoint, a Resend-shaped mail API,
+//! an SMTP sink, Greenhouse/Lever/Ashby job boards and their application forms — over worlds
+//! generated from seeds, with a request log and counters that
 //! tests and benchmarks read. The tests, `drover demo` and the benchmarks use it (in process,
 //! or as `drover sandbox --bind 127.0.0.1:PORT`); nothing in the runtime depends on it.
 //!
@@ -10,9 +11,12 @@
 //! | `POST /v1/chat/completions` | OpenAI-compatible chat ([`llm`]) |
 //! | `POST /emails` | Resend-shaped mail API ([`mail`]) |
 //! | SMTP on its own port | the sink ([`smtp`]) |
-//! | `GET /_sandbox/stats`, `/_sandbox/messages`, `/_sandbox/emails`, `/_sandbox/requests` | what it saw |
-//! | `POST /_sandbox/smtp/rules`, `/_sandbox/llm`, `/_sandbox/github` | how it behaves from now on |
+//! | `/v1/boards/{token}/jobs[/{id}]`, `/v0/postings/{site}[/{id}]`, `/posting-api/job-board/{name}` | Greenhouse, Lever and Ashby board APIs ([`boards`]) |
+//! | `/gh/{token}/jobs/{id}`, `/lever/{site}/{id}[/apply]`, `/ashby/{name}/{id}`, `/login` | the hosted application forms ([`boards::forms`]) |
+//! | `GET /_sandbox/stats`, `/_sandbox/messages`, `/_sandbox/emails`, `/_sandbox/requests`, `/_sandbox/applications`, `/_sandbox/boards[/postings]` | what it saw |
+//! | `POST /_sandbox/smtp/rules`, `/_sandbox/llm`, `/_sandbox/github`, `/_sandbox/boards/postings`, `/_sandbox/boards/{board}/fail` | how it behaves from now on |
 
+pub mod boards;
 pub mod github;
 pub mod llm;
 pub mod log;
@@ -35,6 +39,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use boards::{Ats, Boards, BoardsConfig, PostingSpec, Variant};
 pub use github::GithubConfig;
 pub use log::Stats;
 pub use smtp::Rule;
@@ -49,6 +54,8 @@ pub struct SandboxConfig {
     pub smtp_bind: SocketAddr,
     pub world: WorldConfig,
     pub github: GithubConfig,
+    /// The job boards' postings and how often their forms put up a wall.
+    pub boards: BoardsConfig,
 }
 
 impl Default for SandboxConfig {
@@ -59,6 +66,7 @@ impl Default for SandboxConfig {
             smtp_bind: local,
             world: WorldConfig::default(),
             github: GithubConfig::default(),
+            boards: BoardsConfig::default(),
         }
     }
 }
@@ -71,6 +79,9 @@ pub struct Sandbox {
     pub llm: Arc<llm::Llm>,
     pub mail: Arc<mail::MailApi>,
     pub sink: Arc<smtp::Sink>,
+    /// The job boards: place fixtures ([`Boards::add`]), read submissions
+    /// ([`Boards::applications`]).
+    pub boards: Arc<Boards>,
     pub log: Arc<log::Log>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -81,6 +92,7 @@ struct Parts {
     llm: Arc<llm::Llm>,
     mail: Arc<mail::MailApi>,
     sink: Arc<smtp::Sink>,
+    boards: Arc<Boards>,
     log: Arc<log::Log>,
 }
 
@@ -96,6 +108,7 @@ impl Sandbox {
             llm: Arc::new(llm::Llm::new(log.clone())),
             mail: Arc::new(mail::MailApi::new(log.clone())),
             sink: Arc::new(smtp::Sink::new(log.clone())),
+            boards: Arc::new(Boards::new(config.boards, log.clone())),
             log: log.clone(),
         };
         let http = TcpListener::bind(config.bind).await?;
@@ -105,6 +118,7 @@ impl Sandbox {
             .merge(github::routes(parts.github.clone()))
             .merge(llm::routes(parts.llm.clone()))
             .merge(mail::routes(parts.mail.clone()))
+            .merge(boards::routes(parts.boards.clone()))
             .merge(control(parts.clone()));
         let serve = tokio::spawn(async move {
             if let Err(err) = axum::serve(http, app).await {
@@ -119,6 +133,7 @@ impl Sandbox {
             llm: parts.llm,
             mail: parts.mail,
             sink: parts.sink,
+            boards: parts.boards,
             log,
             tasks: vec![serve, sink],
         })

@@ -1,5 +1,5 @@
 //! What the sandbox saw: every request (service, method, path, token fingerprint, status) and
-//! counters per endpoint, per token and per recipient, for tests and benchmarks to read
+//! counters per endpoint, per token, per recipient and per application outcome, for tests and benchmarks to read
 //! (in process, or over `GET /_sandbox/stats`).
 
 use std::collections::BTreeMap;
@@ -36,6 +36,9 @@ pub struct Stats {
     /// Conditional requests answered 304 (not counted against the budget).
     pub not_modified: u64,
     pub requests: u64,
+    /// Application-form submissions by outcome (`accepted`, `invalid`, `captcha`,
+    /// `login_required`, `verification_required`).
+    pub applications: BTreeMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -101,6 +104,15 @@ impl Log {
 
     pub fn rate_limited(&self) {
         self.lock().stats.rate_limited += 1;
+    }
+
+    pub fn count_application(&self, outcome: &str) {
+        *self
+            .lock()
+            .stats
+            .applications
+            .entry(outcome.to_string())
+            .or_default() += 1;
     }
 
     pub fn not_modified(&self) {

@@ -93,15 +93,15 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// A deterministic draw for (`seed`, `what`, `a`, `b`).
-fn draw(seed: u64, what: u64, a: u64, b: u64) -> u64 {
+pub(crate) fn draw(seed: u64, what: u64, a: u64, b: u64) -> u64 {
     mix(mix(mix(seed ^ what.wrapping_mul(0x100_0000_01B3)) ^ a) ^ b)
 }
 
-fn unit(x: u64) -> f64 {
+pub(crate) fn unit(x: u64) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn pick<T: Copy>(list: &[T], x: u64) -> T {
+pub(crate) fn pick<T: Copy>(list: &[T], x: u64) -> T {
     list[(x % list.len() as u64) as usize]
 }
 
@@ -353,7 +353,7 @@ pub fn contributions(row: &Contributor) -> u64 {
     }
 }
 
-fn capital(word: &str) -> String {
+pub(crate) fn capital(word: &str) -> String {
     let mut chars = word.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),
