@@ -76,11 +76,18 @@ fn description(rng: &mut fastrand::Rng) -> String {
             rng.u32(15..40),
             rng.u32(40..80)
         )),
-        2 => text.push_str(&format!("Pay: ${}k–${}k + equity. ", rng.u32(100..150), rng.u32(150..220))),
+        2 => text.push_str(&format!(
+            "Pay: ${}k–${}k + equity. ",
+            rng.u32(100..150),
+            rng.u32(150..220)
+        )),
         _ => {}
     }
     if rng.bool() {
-        text.push_str(&format!("You have {}+ years of experience with Rust or Go. ", rng.u32(1..9)));
+        text.push_str(&format!(
+            "You have {}+ years of experience with Rust or Go. ",
+            rng.u32(1..9)
+        ));
     }
     text
 }
@@ -109,7 +116,11 @@ fn board_item(site: usize, company: &str, n: usize, job: &Job, rng: &mut fastran
             "offices": [{ "id": 2, "name": job.location, "location": job.location, "parent_id": null, "child_ids": [] }]
         }),
         1 => {
-            let id = format!("{:08x}-0000-4000-8000-{:012x}", n, rng.u64(..) & 0xffff_ffff_ffff);
+            let id = format!(
+                "{:08x}-0000-4000-8000-{:012x}",
+                n,
+                rng.u64(..) & 0xffff_ffff_ffff
+            );
             json!({
                 "id": id,
                 "text": job.title,
@@ -125,7 +136,11 @@ fn board_item(site: usize, company: &str, n: usize, job: &Job, rng: &mut fastran
             })
         }
         _ => {
-            let id = format!("{:08x}-aaaa-4000-8000-{:012x}", n, rng.u64(..) & 0xffff_ffff_ffff);
+            let id = format!(
+                "{:08x}-aaaa-4000-8000-{:012x}",
+                n,
+                rng.u64(..) & 0xffff_ffff_ffff
+            );
             json!({
                 "id": id,
                 "title": job.title,
@@ -179,7 +194,12 @@ fn generate(count: usize) -> Vec<(usize, String, String, Value)> {
         let site = rng.usize(0..3);
         let board = format!("company{}", job.company);
         let display = format!("Company {} Inc.", job.company);
-        items.push((site, board.clone(), display, board_item(site, &board, n, &job, &mut rng)));
+        items.push((
+            site,
+            board.clone(),
+            display,
+            board_item(site, &board, n, &job, &mut rng),
+        ));
         if !repost {
             jobs.push(job);
         }
@@ -222,7 +242,11 @@ fn main() {
     let dedup_took = started.elapsed();
 
     let criteria = Criteria {
-        titles: vec!["Backend Engineer".into(), "Rust Developer".into(), "Platform Engineer".into()],
+        titles: vec![
+            "Backend Engineer".into(),
+            "Rust Developer".into(),
+            "Platform Engineer".into(),
+        ],
         exclude_titles: vec!["Staff".into(), "Principal".into(), "Manager".into()],
         companies: (0..20).map(|i| format!("Company {i}")).collect(),
         avoid_companies: vec!["Company 21".into()],
@@ -257,13 +281,7 @@ fn main() {
     let score_took = started.elapsed();
     black_box(total_points);
 
-    let by_rule = |rule| {
-        deduped
-            .duplicates
-            .iter()
-            .filter(|d| d.rule == rule)
-            .count()
-    };
+    let by_rule = |rule| deduped.duplicates.iter().filter(|d| d.rule == rule).count();
     use drover_workloads::apply::dedup::Rule;
     println!(
         "apply core, {count} postings (one in eight a repost on another board), description ~{} B",
