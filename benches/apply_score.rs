@@ -76,11 +76,18 @@ fn description(rng: &mut fastrand::Rng) -> String {
             rng.u32(15..40),
             rng.u32(40..80)
         )),
-        2 => text.push_str(&format!("Pay: ${}k–${}k + equity. ", rng.u32(100..150), rng.u32(150..220))),
+        2 => text.push_str(&format!(
+            "Pay: ${}k–${}k + equity. ",
+            rng.u32(100..150),
+            rng.u32(150..220)
+        )),
         _ => {}
     }
     if rng.bool() {
-        text.push_str(&format!("You have {}+ years of experience with Rust or Go. ", rng.u32(1..9)));
+        text.push_str(&format!(
+            "You have {}+ years of experience with Rust or Go. ",
+            rng.u32(1..9)
+        ));
     }
     text
 }
@@ -109,7 +116,11 @@ fn board_item(site: usize, company: &str, n: usize, job: &Job, rng: &mut fastran
             "offices": [{ "id": 2, "name": job.location, "location": job.location, "parent_id": null, "child_ids": [] }]
         }),
         1 => {
-            let id = format!("{:08x}-0000-4000-8000-{:012x}", n, rng.u64(..) & 0xffff_ffff_ffff);
+            let id = format!(
+                "{:08x}-0000-4000-8000-{:012x}",
+                n,
+                rng.u64(..) & 0xffff_ffff_ffff
+            );
             json!({
                 "id": id,
                 "text": job.title,
@@ -125,7 +136,11 @@ fn board_item(site: usize, company: &str, n: usize, job: &Job, rng: &mut fastran
             })
         }
         _ => {
-            let id = format!("{:08x}-aaaa-4000-8000-{:012x}", n, rng.u64(..) & 0xffff_ffff_ffff);
+            let id = format!(
+                "{:08x}-aaaa-4000-8000-{:012x}",
+                n,
+                rng.u64(..) & 0xffff_ffff_ffff
+            );
             json!({
                 "id": id,
                 "title": job.title,
@@ -179,7 +194,12 @@ fn generate(count: usize) -> Vec<(usize, String, String, Value)> {
         let site = rng.usize(0..3);
         let board = format!("company{}", job.company);
         let display = format!("Company {} Inc.", job.company);
-        items.push((site, board.clone(), display, board_item(site, &board, n, &job, &mut rng)));
+        items.push((
+            site,
+            board.clone(),
+            display,
+            board_item(site, &board, n, &job, &mut rng),
+        ));
         if !repost {
             jobs.push(job);
         }
@@ -214,15 +234,49 @@ fn main() {
     let items = generate(count);
 
     let started = Instant::now();
-    let postings = normalise(&items);
+    let mut postings = normalise(&items);
     let normalise_took = started.elapsed();
+    // The two strong rules: one posting in 50 read twice (a board listed twice in the
+    // sources), and one in 50 seen again through an aggregator that links the same page
+    // with tracking parameters on a www. host.
+    let mut rng = fastrand::Rng::with_seed(17);
+    for n in 0..count / 50 {
+        let again = postings[rng.usize(..count)].clone();
+        postings.push(again);
+        let mut copy = postings[rng.usize(..count)].clone();
+        copy.board = "aggregator".into();
+        copy.native_id = format!("agg{n}");
+        copy.id = format!("{}-aggregator-agg{n}", copy.site.prefix());
+        copy.job_url =
+            copy.job_url.replacen("https://", "https://www.", 1) + "?utm_source=agg&ref=x";
+        copy.title = format!("{} (m/f/d)", copy.title);
+        copy.company = "Aggregated".into();
+        postings.push(copy);
+    }
+    let total = postings.len();
 
     let started = Instant::now();
     let deduped = dedup(black_box(postings.clone()));
     let dedup_took = started.elapsed();
+    // Which ones are kept does not depend on the order they came in.
+    let mut shuffled = postings.clone();
+    rng.shuffle(&mut shuffled);
+    let again = dedup(shuffled);
+    let ids = |d: &drover_workloads::apply::dedup::Deduped| {
+        d.kept.iter().map(|p| p.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&deduped),
+        ids(&again),
+        "dedup depends on the input order"
+    );
 
     let criteria = Criteria {
-        titles: vec!["Backend Engineer".into(), "Rust Developer".into(), "Platform Engineer".into()],
+        titles: vec![
+            "Backend Engineer".into(),
+            "Rust Developer".into(),
+            "Platform Engineer".into(),
+        ],
         exclude_titles: vec!["Staff".into(), "Principal".into(), "Manager".into()],
         companies: (0..20).map(|i| format!("Company {i}")).collect(),
         avoid_companies: vec!["Company 21".into()],
@@ -249,24 +303,19 @@ fn main() {
     let mut total_points = 0u64;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(1) {
-        for p in &postings {
+        for p in &postings[..count] {
             total_points += u64::from(black_box(scorer.score(black_box(p))).total);
         }
-        scored += postings.len();
+        scored += count;
     }
     let score_took = started.elapsed();
     black_box(total_points);
 
-    let by_rule = |rule| {
-        deduped
-            .duplicates
-            .iter()
-            .filter(|d| d.rule == rule)
-            .count()
-    };
+    let by_rule = |rule| deduped.duplicates.iter().filter(|d| d.rule == rule).count();
     use drover_workloads::apply::dedup::Rule;
     println!(
-        "apply core, {count} postings (one in eight a repost on another board), description ~{} B",
+        "apply core, {count} postings generated (one in eight a repost on another board) + {} copies for the strong rules, description ~{} B",
+        total - count,
         postings.iter().map(|p| p.description.len()).sum::<usize>() / postings.len().max(1)
     );
     println!();
@@ -278,9 +327,9 @@ fn main() {
         per_second(count, normalise_took)
     );
     println!(
-        "| dedup | {count} | {:.1} | {} |",
+        "| dedup | {total} | {:.1} | {} |",
         dedup_took.as_secs_f64() * 1e3,
-        per_second(count, dedup_took)
+        per_second(total, dedup_took)
     );
     println!(
         "| score (criteria compiled once: {:.3} ms) | {scored} | {:.1} | {} |",

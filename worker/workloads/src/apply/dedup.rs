@@ -4,7 +4,9 @@
 //!    [`canonical_url`];
 //! 3. **company + title + location** — the same [`company_key`] (the block: only postings of
 //!    one company are compared, so 10,000 postings are not compared pairwise), titles with a
-//!    Jaro-Winkler similarity ≥ [`TITLE_SIMILARITY`] after [`title_key`], and the same
+//!    Jaro-Winkler similarity ≥ [`TITLE_SIMILARITY`] after [`title_key`] (and so are the
+//!    words only one of them has, joined; the level words — senior, staff, II, 2 — must be
+//!    the same), and the same
 //!    location: equal [`location_key`]s, one's words a subset of the other's ("Bangalore,
 //!    India" ⊂ "Bengaluru, Karnataka, India"), both remote, or a similarity ≥ 0.93.
 //!
@@ -51,6 +53,7 @@ struct Kept {
     index: usize,
     title: String,
     title_chars: usize,
+    level: Vec<String>,
     location: String,
     location_words: Vec<String>,
     remote: bool,
@@ -87,6 +90,7 @@ pub fn dedup(mut postings: Vec<Posting>) -> Deduped {
         .collect();
         let company = company_key(&posting.company);
         let title = title_key(&posting.title);
+        let level = level_words(&title);
         let location_words = location_key_words(&posting.location);
         let location = location_words.join(" ");
         let remote = posting.is_remote || posting.workplace == Workplace::Remote;
@@ -105,7 +109,7 @@ pub fn dedup(mut postings: Vec<Posting>) -> Deduped {
                     .get(&company)
                     .filter(|_| !company.is_empty() && !title.is_empty())?
                     .iter()
-                    .find(|k| same_job(k, &title, &location, &location_words, remote))
+                    .find(|k| same_job(k, &title, &level, &location, &location_words, remote))
                     .map(|k| (k.index, Rule::CompanyTitleLocation))
             });
         if let Some((kept, rule)) = found {
@@ -126,6 +130,7 @@ pub fn dedup(mut postings: Vec<Posting>) -> Deduped {
                 index,
                 title_chars: title.chars().count(),
                 title,
+                level,
                 location,
                 location_words,
                 remote,
@@ -153,6 +158,7 @@ fn preference(posting: &Posting) -> u8 {
 fn same_job(
     kept: &Kept,
     title: &str,
+    level: &[String],
     location: &str,
     location_words: &[String],
     remote: bool,
@@ -170,6 +176,11 @@ fn same_job(
     if kept.title == title {
         return true;
     }
+    // "Engineer II" and "Engineer III", "Senior" and "Staff" are near as strings but other
+    // jobs: the levels must be the same.
+    if kept.level != level {
+        return false;
+    }
     // Jaro-Winkler ≥ 0.93 needs a Jaro ≥ 0.883, which two strings whose lengths differ by
     // more than a third cannot reach: skip the computation.
     let chars = title.chars().count();
@@ -177,7 +188,55 @@ fn same_job(
     if (short as f64) < 0.65 * long as f64 {
         return false;
     }
-    strsim::jaro_winkler(title, &kept.title) >= TITLE_SIMILARITY
+    if strsim::jaro_winkler(title, &kept.title) < TITLE_SIMILARITY {
+        return false;
+    }
+    // Near as wholes, the words that differ must be near too: "back end" ≡ "backend",
+    // "engineers" ≡ "engineer", but "product manager" is not "project manager".
+    let ours: Vec<&str> = title.split(' ').collect();
+    let theirs: Vec<&str> = kept.title.split(' ').collect();
+    let only_ours: String = ours
+        .iter()
+        .filter(|w| !theirs.contains(w))
+        .copied()
+        .collect();
+    let only_theirs: String = theirs
+        .iter()
+        .filter(|w| !ours.contains(w))
+        .copied()
+        .collect();
+    only_ours.is_empty()
+        || only_theirs.is_empty()
+        || strsim::jaro_winkler(&only_ours, &only_theirs) >= TITLE_SIMILARITY
+}
+
+/// The words of a title key that say its level: seniority words, numbers and roman
+/// numerals, sorted.
+fn level_words(title_key: &str) -> Vec<String> {
+    let mut level: Vec<String> = title_key
+        .split(' ')
+        .filter(|w| {
+            matches!(
+                *w,
+                "senior"
+                    | "junior"
+                    | "staff"
+                    | "principal"
+                    | "lead"
+                    | "head"
+                    | "intern"
+                    | "associate"
+                    | "i"
+                    | "ii"
+                    | "iii"
+                    | "iv"
+                    | "v"
+            ) || (!w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(str::to_string)
+        .collect();
+    level.sort_unstable();
+    level
 }
 
 /// A non-empty `a` whose words are all in `b`.
@@ -630,6 +689,50 @@ mod tests {
             posting(Site::Ashby, "acme", "c", "Backend Engineer", "Acme"),
         ]);
         assert_eq!(out.kept[0].id, "as-acme-c");
+    }
+
+    #[test]
+    fn near_titles_of_other_jobs_are_kept_apart() {
+        let pairs = [
+            ("Software Engineer II", "Software Engineer III"),
+            ("Software Engineer 1", "Software Engineer 2"),
+            ("Senior Software Engineer", "Staff Software Engineer"),
+            ("Backend Engineer", "Frontend Engineer"),
+            ("Data Engineer", "Data Scientist"),
+            ("Product Manager", "Project Manager"),
+        ];
+        for (a, b) in pairs {
+            let out = dedup(vec![
+                posting(Site::Lever, "acme", "1", a, "Acme"),
+                posting(Site::Ashby, "acme", "2", b, "Acme"),
+            ]);
+            assert_eq!(out.kept.len(), 2, "{a} / {b}: {:?}", out.duplicates);
+        }
+        // A near spelling of the same job is one job.
+        let out = dedup(vec![
+            posting(
+                Site::Lever,
+                "acme",
+                "1",
+                "Sr. Software Engineer, Backend",
+                "Acme",
+            ),
+            posting(
+                Site::Ashby,
+                "acme",
+                "2",
+                "Senior Software Engineer - Backend",
+                "Acme",
+            ),
+            posting(
+                Site::Ashby,
+                "acme",
+                "3",
+                "Senior Software Engineer, Back-end",
+                "Acme",
+            ),
+        ]);
+        assert_eq!(out.kept.len(), 1, "{:?}", out.duplicates);
     }
 
     #[test]
