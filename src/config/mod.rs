@@ -763,7 +763,10 @@ impl Config {
             }
         };
         http_url("github.base_url", &self.github.base_url)?;
-        http_url("boards.greenhouse_base_url", &self.boards.greenhouse_base_url)?;
+        http_url(
+            "boards.greenhouse_base_url",
+            &self.boards.greenhouse_base_url,
+        )?;
         http_url("boards.lever_base_url", &self.boards.lever_base_url)?;
         http_url("boards.ashby_base_url", &self.boards.ashby_base_url)?;
         if let Some(url) = &self.browser.webdriver_url {

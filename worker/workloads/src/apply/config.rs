@@ -190,11 +190,26 @@ mod tests {
         let field = |config: Value| ApplyConfig::from_job(&config).unwrap_err().field;
         assert_eq!(field(json!({})), "config.user_id");
         assert_eq!(field(json!({"user_id": "a b"})), "config.user_id");
-        assert_eq!(field(json!({"user_id": "a", "max_postings": 0})), "config.max_postings");
-        assert_eq!(field(json!({"user_id": "a", "review": "maybe"})), "config.review");
-        assert_eq!(field(json!({"user_id": "a", "tier1": "yes"})), "config.tier1");
-        assert_eq!(field(json!({"user_id": "a", "review_timeout": "soon"})), "config.review_timeout");
-        assert_eq!(field(json!({"user_id": "a", "sources": [{"type": "monster", "board": "x"}]})), "config.sources");
+        assert_eq!(
+            field(json!({"user_id": "a", "max_postings": 0})),
+            "config.max_postings"
+        );
+        assert_eq!(
+            field(json!({"user_id": "a", "review": "maybe"})),
+            "config.review"
+        );
+        assert_eq!(
+            field(json!({"user_id": "a", "tier1": "yes"})),
+            "config.tier1"
+        );
+        assert_eq!(
+            field(json!({"user_id": "a", "review_timeout": "soon"})),
+            "config.review_timeout"
+        );
+        assert_eq!(
+            field(json!({"user_id": "a", "sources": [{"type": "monster", "board": "x"}]})),
+            "config.sources"
+        );
         assert_eq!(field(json!({"user_id": "a", "extra": 1})), "config");
         let short = ApplyConfig::from_job(&json!({"user_id": "a", "review_timeout": "3s"}));
         assert_eq!(short.expect("valid").review_timeout, Duration::from_secs(3));

@@ -627,12 +627,11 @@ async fn apply_one(ctx: &StepContext, c: &Clients, item: Value) -> Result<Value,
             // This job's own claim, from a run that stopped midway: the effect ledger knows
             // whether the submit happened.
         }
-        Claim::Already { job_id, outcome, .. } => {
+        Claim::Already {
+            job_id, outcome, ..
+        } => {
             out.outcome = "skipped".into();
-            out.reason = Some(format!(
-                "already {} by job {job_id}",
-                outcome.as_str()
-            ));
+            out.reason = Some(format!("already {} by job {job_id}", outcome.as_str()));
             return to_value(&out);
         }
         Claim::Capped { which, until } if tier2_reason.is_none() => {
@@ -703,7 +702,12 @@ async fn apply_one(ctx: &StepContext, c: &Clients, item: Value) -> Result<Value,
     }
 }
 
-async fn settle(ctx: &StepContext, user: &str, posting: &str, outcome: Outcome) -> Result<(), JobError> {
+async fn settle(
+    ctx: &StepContext,
+    user: &str,
+    posting: &str,
+    outcome: Outcome,
+) -> Result<(), JobError> {
     ctx.store()
         .settle_application(user, posting, outcome, Utc::now())
         .await
@@ -906,8 +910,10 @@ async fn add_cookies(
         });
         // A cookie the browser refuses is left out; its value is never in the message.
         if client.add_cookie(c).await.is_err() {
-            ctx.log(format!("a {site} session cookie was refused by the browser"))
-                .await?;
+            ctx.log(format!(
+                "a {site} session cookie was refused by the browser"
+            ))
+            .await?;
         }
     }
     Ok(())
@@ -923,8 +929,12 @@ async fn tier2(
     recorded: bool,
 ) -> Result<Value, JobError> {
     let name = format!("cover-letter-{}.txt", artifact_safe(&posting.id));
-    ctx.artifact(&name, "text/plain; charset=utf-8", cover_letter(profile, posting).into_bytes())
-        .await?;
+    ctx.artifact(
+        &name,
+        "text/plain; charset=utf-8",
+        cover_letter(profile, posting).into_bytes(),
+    )
+    .await?;
     if recorded {
         let user = &ApplyConfig::from_job(ctx.config())
             .map_err(|e| permanent(e.message))?
@@ -983,6 +993,12 @@ pub fn cover_letter(profile: &Profile, posting: &Posting) -> String {
 
 fn artifact_safe(id: &str) -> String {
     id.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
