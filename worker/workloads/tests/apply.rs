@@ -515,3 +515,122 @@ async fn sqlite_applies_once_per_posting_reviews_and_hands_walls_over() {
 async fn postgres_applies_once_per_posting_reviews_and_hands_walls_over() {
     applies_once_per_posting_reviews_and_hands_walls_over(Backend::postgres()).await;
 }
+
+/// Two jobs of one user at once, three apply-band postings each, under a daily cap of 2:
+/// two submissions in all; both jobs wait for the next Asia/Kolkata day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn caps_hold_across_two_concurrent_jobs_of_one_user() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        boards: drover_sandbox::BoardsConfig {
+            companies: 1,
+            jobs: 0,
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    for board in ["north", "south"] {
+        for title in [
+            "Backend Engineer",
+            "Senior Backend Engineer",
+            "Staff Backend Engineer",
+        ] {
+            sandbox
+                .boards
+                .add(spec(Ats::Lever, board, title, "Acme", "Remote"))
+                .expect("a fixture");
+        }
+    }
+    let settings = settings(&sandbox);
+    let backend = Backend::sqlite();
+    let store = backend.open().await;
+    let mut capped = profile();
+    capped.companies = vec!["north".into(), "south".into()];
+    capped.caps.daily = 2;
+    store
+        .put_profile(USER, &capped, Utc::now())
+        .await
+        .expect("profile");
+    store.put_resume(USER, &resume()).await.expect("résumé");
+    let worker = drover_worker::start(store.clone(), registry(&settings), options());
+    let mut jobs = Vec::new();
+    for board in ["north", "south"] {
+        let config = json!({"user_id": USER, "sources": [{"type": "lever", "board": board}]});
+        jobs.push(submit(&store, &settings, config).await);
+    }
+
+    let next_day = drover_queue::application::ist_day(Utc::now()).1;
+    for id in &jobs {
+        wait_for(
+            "the job to snooze to the next day",
+            Duration::from_secs(120),
+            async || {
+                let job = store.get(*id).await.expect("get");
+                assert!(!job.status.is_terminal(), "{job:?}");
+                (job.status == JobStatus::Queued && job.run_at >= next_day).then_some(())
+            },
+        )
+        .await;
+    }
+    let submissions = sandbox.boards.applications();
+    assert_eq!(submissions.len(), 2, "{submissions:#?}");
+    let counts = store
+        .application_counts(USER, Utc::now())
+        .await
+        .expect("counts");
+    assert_eq!(counts.day, 2);
+    worker.shutdown();
+    backend.cleanup().await;
+}
+
+/// A review nobody decides is rejected at its deadline (24 h, here 2 s), and the job goes
+/// on without applying to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_undecided_review_is_rejected_at_its_deadline() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        boards: drover_sandbox::BoardsConfig {
+            companies: 1,
+            jobs: 0,
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    sandbox
+        .boards
+        .add(spec(
+            Ats::Lever,
+            "globex",
+            "Platform Engineer",
+            "Globex",
+            "Remote",
+        ))
+        .expect("a fixture");
+    let settings = settings(&sandbox);
+    let backend = Backend::sqlite();
+    let store = backend.open().await;
+    store
+        .put_profile(USER, &profile(), Utc::now())
+        .await
+        .expect("profile");
+    let worker = drover_worker::start(store.clone(), registry(&settings), options());
+    let config = json!({
+        "user_id": USER,
+        "sources": [{"type": "lever", "board": "globex"}],
+        "review_timeout": "2s",
+    });
+    let id = submit(&store, &settings, config).await;
+    let job = finished(&store, id).await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    let gates = store.gates(id).await.expect("gates");
+    assert_eq!(gates.len(), 1);
+    assert_eq!(gates[0].status, drover_queue::GateStatus::TimedOut);
+    let rows = csv_rows(&store, id).await;
+    assert_eq!(rows[0]["decision"], "reject (timed out)", "{rows:?}");
+    assert_eq!(rows[0]["outcome"], "rejected");
+    assert!(sandbox.boards.applications().is_empty());
+    worker.shutdown();
+    backend.cleanup().await;
+}
