@@ -491,6 +491,7 @@ async fn greenhouse_post(
         },
     };
     b.log_form("POST", &path, route, response.status());
+    b.form_answers_released().await;
     response
 }
 
@@ -921,6 +922,7 @@ async fn lever_apply_post(
         },
     };
     b.log_form("POST", &path, "/lever/{site}/{id}/apply", response.status());
+    b.form_answers_released().await;
     response
 }
 

@@ -143,6 +143,8 @@ pub struct Boards {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     log: Arc<Log>,
+    /// True while answers to form submissions are held back ([`Boards::hold_form_answers`]).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 impl Boards {
@@ -177,6 +179,7 @@ impl Boards {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             log,
+            held: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -317,6 +320,19 @@ impl Boards {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Holds every answer to a form submission, after the submission is recorded, until
+    /// called again with `false`: a submission that reached the board while the page never
+    /// came back, as when the applicant's machine dies in the middle of a submit.
+    pub fn hold_form_answers(&self, hold: bool) {
+        self.held.send_replace(hold);
+    }
+
+    /// Returns once form answers are not held.
+    pub(crate) async fn form_answers_released(&self) {
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|held| !*held).await;
     }
 
     /// The most board-API requests that were in flight at once.

@@ -15,7 +15,7 @@
 //!   off.
 
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -203,6 +203,9 @@ impl Browsers {
         let url = self.driver_url().await?;
         let settings = &self.inner.settings;
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| a.to_string()).collect();
+        // Marks the Chromium as this process's, so that a successor can end it if this
+        // process is killed (see `reap_orphans`).
+        args.push(format!("{OWNER_SWITCH}{}", std::process::id()));
         if settings.headless {
             args.push("--headless=new".into());
         }
@@ -239,13 +242,59 @@ impl Browsers {
                 url: url.trim_end_matches('/').to_string(),
                 child: None,
             },
-            None => spawn_chromedriver(settings)?,
+            None => {
+                reap_orphans();
+                spawn_chromedriver(settings)?
+            }
         };
         wait_ready(&fresh.url, settings.start_timeout).await?;
         let url = fresh.url.clone();
         *driver = Some(fresh);
         Ok(url)
     }
+}
+
+/// The switch that names the drover process a Chromium belongs to (Chromium ignores
+/// switches it does not know).
+const OWNER_SWITCH: &str = "--drover-owner-pid=";
+
+/// Ends the Chromiums of drover processes that are gone. A worker killed with SIGKILL
+/// takes its chromedriver with it (PR_SET_PDEATHSIG) but not the browsers chromedriver
+/// started, which would live on holding memory; the next pool on the machine ends them.
+pub fn reap_orphans() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut reaped = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let owner = cmdline
+            .split(|b| *b == 0)
+            .filter_map(|arg| std::str::from_utf8(arg).ok())
+            .find_map(|arg| arg.strip_prefix(OWNER_SWITCH))
+            .and_then(|owner| owner.parse::<u32>().ok());
+        let Some(owner) = owner else { continue };
+        if owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists() {
+            // SAFETY: kill(2) on a pid; no memory is touched.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            reaped += 1;
+        }
+    }
+    if reaped > 0 {
+        tracing::info!(reaped, "ended Chromiums left by a drover process that is gone");
+    }
+    reaped
 }
 
 fn spawn_chromedriver(settings: &BrowserSettings) -> Result<Driver, BrowserError> {
