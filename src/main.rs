@@ -82,7 +82,8 @@ enum Command {
     /// the applications ledger.
     Profiles(ProfilesArgs),
     /// The sandbox: local servers speaking GitHub REST, OpenAI-compatible chat, a
-    /// Resend-shaped mail API and SMTP, for trials and tests (never a real service).
+    /// Resend-shaped mail API, SMTP, and Greenhouse/Lever/Ashby job boards with their
+    /// application forms, for trials and tests (never a real service).
     Sandbox(SandboxArgs),
     /// Quick start: a campaign against an in-process sandbox on the embedded store, followed
     /// to the end (`demo walk` for the `demo` kind).
@@ -243,6 +244,12 @@ struct SandboxArgs {
     /// GitHub core requests per token per hour.
     #[arg(long, default_value_t = 5_000)]
     core_limit: u64,
+    /// Jobs on the Greenhouse, Lever and Ashby boards (some posted on two boards).
+    #[arg(long, default_value_t = 200)]
+    jobs: u64,
+    /// Companies posting those jobs.
+    #[arg(long, default_value_t = 12)]
+    companies: u64,
 }
 
 #[derive(Args)]
@@ -483,12 +490,22 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
             core_limit: args.core_limit,
             ..Default::default()
         },
+        boards: drover_sandbox::BoardsConfig {
+            seed: args.seed,
+            jobs: args.jobs,
+            companies: args.companies,
+            ..Default::default()
+        },
     };
     let sandbox = drover_sandbox::Sandbox::start(config)
         .await
         .map_err(|e| anyhow::anyhow!("--bind / --smtp-bind: cannot listen: {e}"))?;
     println!(
         "sandbox HTTP on {} (GitHub REST, /v1/chat/completions, /emails, /_sandbox/stats)",
+        sandbox.base_url()
+    );
+    println!(
+        "job boards on {0}: Greenhouse /v1/boards/{{token}}/jobs, Lever /v0/postings/{{site}}, Ashby /posting-api/job-board/{{name}}; forms under /gh, /lever; boards listed at {0}/_sandbox/boards",
         sandbox.base_url()
     );
     println!("sandbox SMTP on {}", sandbox.smtp);

@@ -954,3 +954,29 @@ async fn ten_thousand_postings_are_served() {
     assert_eq!(seen, s.boards.postings().len());
     assert!(seen > 10_000);
 }
+
+#[tokio::test]
+async fn the_boards_count_requests_in_flight() {
+    let s = sandbox().await;
+    let base = s.base_url();
+    let slug = s.boards.postings()[0].board.clone();
+    // Slow answers (no failure), so that requests sent together overlap on the server.
+    let slow = client()
+        .post(format!("{base}/_sandbox/boards/{slug}/fail"))
+        .json(&serde_json::json!({"latency_ms": 1500}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(slow.status(), StatusCode::NO_CONTENT);
+    let url = format!("{base}/v1/boards/{slug}/jobs");
+    let (a, b, c) = tokio::join!(json(&url), json(&url), json(&url));
+    assert!([a.0, b.0, c.0].iter().all(|s| *s == StatusCode::OK));
+    assert_eq!(s.boards.max_in_flight(), 3);
+    let (_, summary) = json(&format!("{base}/_sandbox/boards")).await;
+    assert_eq!(summary["max_in_flight"], 3);
+    let (_, stats) = json(&format!("{base}/_sandbox/stats")).await;
+    assert_eq!(
+        stats["endpoints"]["greenhouse GET /v1/boards/{token}/jobs"],
+        3
+    );
+}

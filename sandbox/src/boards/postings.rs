@@ -368,7 +368,7 @@ const LEVELS: [(&str, u32, u32, u64); 6] = [
     ("Senior ", 5, 8, 130),
     ("Staff ", 8, 10, 165),
     ("Principal ", 10, 12, 200),
-    ("Junior ", 0, 2, 70),
+    ("Junior ", 1, 2, 70),
     ("Lead ", 6, 9, 145),
 ];
 const TEAMS: [&str; 7] = [
@@ -477,7 +477,8 @@ pub fn companies(config: &BoardsConfig) -> Vec<Company> {
     (0..config.companies.max(1))
         .map(|i| {
             let prefix = PREFIXES[(i % 16) as usize];
-            let suffix = SUFFIXES[((i / 16 + draw(seed, 100, 0, 0)) % 8) as usize];
+            // (i mod 16, (i + i/16 + c) mod 8) differs for every i below 128.
+            let suffix = SUFFIXES[((i + i / 16 + draw(seed, 100, 0, 0)) % 8) as usize];
             let legal = pick(&LEGAL, draw(seed, 101, i, 0));
             let name = [prefix, suffix, legal]
                 .iter()
@@ -633,11 +634,13 @@ fn job_base(config: &BoardsConfig, job: u64, company: &Company) -> Job {
         years,
         posted_at,
         questions,
-        skills: [
-            (d(25) % 10) as usize,
-            (d(26) % 10) as usize,
-            (d(27) % 10) as usize,
-        ],
+        skills: {
+            // Three different skills: each step moves 1 to 4 places on (of 10).
+            let first = d(25) % 10;
+            let second = (first + 1 + d(26) % 4) % 10;
+            let third = (second + 1 + d(27) % 4) % 10;
+            [first as usize, second as usize, third as usize]
+        },
     }
 }
 
