@@ -41,7 +41,10 @@ use super::dedup::dedup;
 use super::posting::{Posting, Site};
 use super::score::{Band, Criteria, Scored, Scorer};
 use super::tier1::{self, Applicant, Blocker, Submitted};
+use super::answer::LlmAnswerer;
+use crate::campaign::personalise::Llm;
 use crate::services::browser::{Browsers, Session};
+use crate::services::{Auth, Service};
 use crate::Settings;
 
 pub const NAME: &str = "apply";
@@ -57,6 +60,8 @@ pub struct Clients {
     boards: Boards,
     browsers: Browsers,
     keyring: Option<Keyring>,
+    /// Answers form questions the profile does not, when `llm.base_url` is set.
+    llm: Option<Llm>,
     /// Where résumés are written for the browser's file input.
     scratch: PathBuf,
 }
@@ -69,7 +74,23 @@ impl Clients {
             &settings.ashby_base_url,
             settings.api_timeout,
         )?;
+        let llm = match &settings.llm_base_url {
+            Some(base) => {
+                let auth = settings
+                    .llm_api_key
+                    .clone()
+                    .map(Auth::Bearer)
+                    .unwrap_or(Auth::None);
+                Some(Llm {
+                    service: Service::new("llm", base, auth, settings.api_timeout)
+                        .map_err(|e| format!("llm.base_url: {e}"))?,
+                    model: settings.llm_model.clone(),
+                })
+            }
+            None => None,
+        };
         Ok(Clients {
+            llm,
             boards,
             browsers: Browsers::new(settings.browser.clone()),
             keyring: settings
@@ -785,7 +806,13 @@ async fn tier1_attempt(
             answers: &profile.answers,
             resume: &resume_path,
         };
-        let filled = match tier1::fill(session.client(), url, &who, None).await {
+        let answerer = c.llm.as_ref().map(|llm| LlmAnswerer {
+            llm,
+            profile,
+            posting,
+        });
+        let answerer = answerer.as_ref().map(|a| a as &dyn tier1::Answerer);
+        let filled = match tier1::fill(session.client(), url, &who, answerer).await {
             Ok(Ok(filled)) => filled,
             Ok(Err(blocker)) => return Ok((Tier1::Blocked(blocker), BTreeMap::new())),
             Err(err) => return Err(JobError::Transient(err.to_string())),

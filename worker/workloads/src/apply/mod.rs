@@ -3,6 +3,7 @@
 //! against a profile ([`score`]); then the applications themselves through the hosted forms
 //! in a real browser ([`tier1`]).
 
+pub mod answer;
 pub mod boards;
 pub mod config;
 pub mod dedup;
