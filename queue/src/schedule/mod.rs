@@ -14,6 +14,7 @@
 
 pub mod declare;
 pub mod fire;
+pub mod nightly;
 pub mod timing;
 pub mod view;
 

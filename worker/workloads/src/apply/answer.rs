@@ -36,7 +36,11 @@ fn about(profile: &Profile, posting: &Posting) -> String {
             .map(|y| y.to_string())
             .unwrap_or_else(|| "unstated".into()),
         profile.location.as_deref().unwrap_or("an unstated place"),
-        if profile.remote_ok { "welcome" } else { "not wanted" },
+        if profile.remote_ok {
+            "welcome"
+        } else {
+            "not wanted"
+        },
         answers.join("\n"),
         posting.title,
         posting.company,
@@ -72,7 +76,12 @@ impl Answerer for LlmAnswerer<'_> {
             body: Some(body),
             headers: Vec::new(),
         };
-        let reply = self.llm.service.post("/chat/completions", request).await.ok()?;
+        let reply = self
+            .llm
+            .service
+            .post("/chat/completions", request)
+            .await
+            .ok()?;
         #[derive(Deserialize)]
         struct Completion {
             choices: Vec<Choice>,

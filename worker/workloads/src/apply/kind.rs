@@ -35,13 +35,13 @@ use drover_worker::JobError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::answer::LlmAnswerer;
 use super::boards::{discover, Boards, Source};
 use super::config::{config_schema, ApplyConfig, Review};
 use super::dedup::dedup;
 use super::posting::{Posting, Site};
 use super::score::{Band, Criteria, Scored, Scorer};
 use super::tier1::{self, Applicant, Blocker, Submitted};
-use super::answer::LlmAnswerer;
 use crate::campaign::personalise::Llm;
 use crate::services::browser::{Browsers, Session};
 use crate::services::{Auth, Service};

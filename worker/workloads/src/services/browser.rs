@@ -292,7 +292,10 @@ pub fn reap_orphans() -> usize {
         }
     }
     if reaped > 0 {
-        tracing::info!(reaped, "ended Chromiums left by a drover process that is gone");
+        tracing::info!(
+            reaped,
+            "ended Chromiums left by a drover process that is gone"
+        );
     }
     reaped
 }
