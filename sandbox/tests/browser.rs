@@ -11,6 +11,7 @@ use std::time::Duration;
 use drover_sandbox::boards::{Outcome, QuestionKind, QuestionSpec};
 use drover_sandbox::{Ats, PostingSpec, Sandbox, SandboxConfig, Variant};
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use tokio::time::{sleep, Instant};
 
@@ -71,8 +72,7 @@ async fn chromium(profile: &Path) -> (Driver, Client) {
         "goog:chromeOptions".into(),
         json!({"binary": "/usr/bin/chromium", "args": args}),
     );
-    let client = ClientBuilder::rustls()
-        .expect("rustls connector")
+    let client = ClientBuilder::new(HttpConnector::new())
         .capabilities(caps)
         .connect(&url)
         .await
@@ -152,7 +152,6 @@ async fn chromium_fills_both_forms_and_is_stopped_by_a_captcha() {
         eprintln!("skipped: no {CHROMEDRIVER}");
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let s = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");

@@ -32,6 +32,7 @@ use drover_queue::seal::Keyring;
 use drover_queue::NewGate;
 use drover_worker::graph::{CheckpointPolicy, Graph, GraphKind, MapStep, Once, StepContext};
 use drover_worker::JobError;
+use futures_util::{stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -262,13 +263,15 @@ pub fn kind(settings: &Settings) -> Result<GraphKind<ApplyState>, String> {
             }
         }
     });
+    let c_score = clients.clone();
     let graph = Graph::new()
         .task("discovery", discovery_step)
         .task("dedup", |ctx: StepContext, state: ApplyState| async move {
             dedup_step(&ctx, state).await
         })
-        .task("score", |ctx: StepContext, state: ApplyState| async move {
-            score_step(&ctx, state).await
+        .task("score", move |ctx: StepContext, state: ApplyState| {
+            let c = c_score.clone();
+            async move { score_step(&ctx, &c, state).await }
         })
         .map("decide", decide)
         .map("apply", apply)
@@ -458,8 +461,51 @@ pub fn criteria(profile: &Profile) -> Criteria {
     }
 }
 
-async fn score_step(ctx: &StepContext, mut state: ApplyState) -> Result<ApplyState, JobError> {
+/// Greenhouse states a structured salary only on a job's own page of its API
+/// (`pay_input_ranges`): read it for the postings whose list entry gave none, four at a time.
+/// A page that cannot be read leaves the posting as it was (its text's salary, or none).
+async fn greenhouse_salaries(c: &Clients, entries: &mut [Entry]) {
+    let wanted: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.posting.site == Site::Greenhouse && e.posting.max_amount.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let boards = &c.boards;
+    let found: Vec<(usize, Option<super::posting::Salary>)> =
+        stream::iter(wanted.into_iter().map(|i| {
+            (
+                i,
+                entries[i].posting.board.clone(),
+                entries[i].posting.native_id.clone(),
+            )
+        }))
+        .map(|(i, board, id)| async move {
+            let salary = boards
+                .questions(&board, &id)
+                .await
+                .ok()
+                .and_then(|form| form.salary)
+                .and_then(|s| s.to_salary());
+            (i, salary)
+        })
+        .buffered(SOURCES_IN_FLIGHT)
+        .collect()
+        .await;
+    for (i, salary) in found {
+        if let Some(salary) = salary {
+            entries[i].posting.set_salary(salary);
+        }
+    }
+}
+
+async fn score_step(
+    ctx: &StepContext,
+    c: &Clients,
+    mut state: ApplyState,
+) -> Result<ApplyState, JobError> {
     ctx.progress(|p| p.stage = Some("score".into())).await?;
+    greenhouse_salaries(c, &mut state.entries).await;
     let profile = state
         .profile
         .as_ref()
