@@ -951,7 +951,8 @@ async fn add_cookies(
     };
     let keyring = c.keyring.as_ref().ok_or_else(|| {
         permanent(format!(
-            "a {site} session is stored for {user} but no secrets key is configured              (secrets.key or secrets.key_file)"
+            "a {site} session is stored for {user} but no secrets key is configured \
+             (secrets.key or secrets.key_file)"
         ))
     })?;
     let cookies = keyring
