@@ -233,10 +233,10 @@ impl Cookies {
             let Some(fields) = cookie.as_object() else {
                 return Err(bad(format!("cookies[{i}]"), "must be an object"));
             };
-            if !fields
+            if fields
                 .get("name")
                 .and_then(|n| n.as_str())
-                .is_some_and(|n| !n.is_empty())
+                .is_none_or(str::is_empty)
             {
                 return Err(bad(
                     format!("cookies[{i}].name"),
