@@ -233,11 +233,11 @@ impl Cookies {
             let Some(fields) = cookie.as_object() else {
                 return Err(bad(format!("cookies[{i}]"), "must be an object"));
             };
-            if fields
+            let named = fields
                 .get("name")
                 .and_then(|n| n.as_str())
-                .is_none_or(str::is_empty)
-            {
+                .is_some_and(|n| !n.is_empty());
+            if !named {
                 return Err(bad(
                     format!("cookies[{i}].name"),
                     "must be a non-empty string",
