@@ -180,6 +180,11 @@ async fn store_conformance_and_a_worker_pool_on_a_three_master_cluster() {
         batched_lookups_take_any_number_of_addresses,
         contacts_keep_the_latest,
         suppressions_take_normalised_addresses,
+        profiles_resumes_and_sessions_are_stored_replaced_and_deleted,
+        a_posting_is_claimed_once_and_settled_along_its_life,
+        caps_close_the_ist_day_and_month,
+        concurrent_claims_never_exceed_the_caps,
+        the_ledger_pages_by_posting_key,
     );
 
     // A worker pool: two `drover worker` processes, 4 slots each, on two queues.

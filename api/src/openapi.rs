@@ -230,14 +230,32 @@ fn constrain_profiles(doc: &mut Value) {
             param["schema"] = schema;
         }
     }
-    if let Some(body) = doc.pointer_mut(&format!(
-        "/paths/{}/put/requestBody/content/application~1pdf/schema",
+    if let Some(content) = doc.pointer_mut(&format!(
+        "/paths/{}/put/requestBody/content",
         pointer_escape("/v1/profiles/{user_id}/resume")
     )) {
-        *body = json!({
+        // 5 MiB at most: said in the description, not as `maxLength` (a fuzzer would make
+        // a body of that size for each negative example).
+        let binary = json!({ "schema": { "type": "string", "format": "binary" } });
+        *content = json!({
+            "application/pdf": binary,
+            "application/octet-stream": binary,
+        });
+    }
+    if let Some(fields) = doc.pointer_mut("/components/schemas/Profile/properties") {
+        // The rest of the address rule (`normalise_email`'s) is a 422 naming `email`.
+        fields["email"] =
+            json!({ "type": "string", "pattern": "^[^@\\s\\u0000]+@[^@\\s\\u0000]+$" });
+        fields["min_salary"] = json!({
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "maximum": drover_queue::profile::MAX_SALARY,
+        });
+        fields["name"] = json!({
             "type": "string",
-            "format": "binary",
-            "maxLength": drover_queue::profile::MAX_RESUME_BYTES,
+            "minLength": 1,
+            "maxLength": drover_queue::profile::MAX_TEXT_LEN,
+            "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
         });
     }
     if let Some(body) = doc.pointer_mut(&format!(
@@ -257,9 +275,9 @@ fn constrain_profiles(doc: &mut Value) {
                     "value": text,
                     "path": text,
                     "domain": text,
-                    "secure": {},
-                    "httpOnly": {},
-                    "expiry": {},
+                    "secure": { "type": "boolean" },
+                    "httpOnly": { "type": "boolean" },
+                    "expiry": { "type": "integer", "minimum": 0, "maximum": u64::MAX },
                     "sameSite": text,
                 }
             }

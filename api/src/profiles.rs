@@ -203,7 +203,7 @@ pub async fn delete(
         (status = 200, description = "Stored", body = ResumeInfo),
         (status = 404, description = "No such profile", body = ErrorBody),
         (status = 413, description = "Larger than 5 MiB", body = ErrorBody),
-        (status = 415, description = "`Content-Type` is not application/pdf", body = ErrorBody),
+        (status = 415, description = "`Content-Type` is not application/pdf or application/octet-stream", body = ErrorBody),
         (status = 422, description = "Not a PDF (no `%PDF-` at the start), or `filename` is invalid", body = ErrorBody),
     ))]
 pub async fn put_resume(
@@ -236,11 +236,15 @@ pub async fn put_resume(
                 .trim()
                 .to_ascii_lowercase()
         });
-    if content_type.as_deref() != Some("application/pdf") {
+    // `application/octet-stream` too: what generic HTTP clients send for a file.
+    if !matches!(
+        content_type.as_deref(),
+        Some("application/pdf" | "application/octet-stream")
+    ) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "Content-Type: must be application/pdf",
+            "Content-Type: must be application/pdf (or application/octet-stream)",
         ));
     }
     let too_large = || {

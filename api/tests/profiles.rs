@@ -270,6 +270,28 @@ async fn resumes_are_checked_and_stored(backend: Backend) {
     upload(&app, "/v1/profiles/ann/resume", "text/plain", pdf.clone())
         .await
         .error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type");
+    let generic = upload(
+        &app,
+        "/v1/profiles/ann/resume?filename=cv.pdf",
+        "application/octet-stream",
+        pdf.clone(),
+    )
+    .await;
+    assert_eq!(generic.status, StatusCode::OK, "{}", generic.text);
+    assert_eq!(
+        generic.json()["content_type"],
+        "application/pdf",
+        "kept as what it is"
+    );
+    for name in ["...", " ", "a\\b"] {
+        let uri = format!(
+            "/v1/profiles/ann/resume?filename={}",
+            name.replace(' ', "%20")
+        );
+        upload(&app, &uri, "application/pdf", pdf.clone())
+            .await
+            .names_field("filename");
+    }
     upload(
         &app,
         "/v1/profiles/ann/resume?filename=..%2Fx.pdf",

@@ -35,6 +35,8 @@ pub const MAX_SOURCES: usize = 50;
 pub const MAX_CAP: u32 = 100_000;
 /// The most years of experience a profile states.
 pub const MAX_EXPERIENCE_YEARS: u32 = 80;
+/// The largest `min_salary` (a yearly amount in any currency; 10^12 is past every salary).
+pub const MAX_SALARY: u64 = 1_000_000_000_000;
 /// The largest résumé, in bytes.
 pub const MAX_RESUME_BYTES: usize = 5 * 1024 * 1024;
 
@@ -242,6 +244,9 @@ impl Profile {
         check_list("avoid_companies", &self.avoid_companies)?;
         check_list("locations", &self.locations)?;
         check_list("job_types", &self.job_types)?;
+        if self.min_salary.is_some_and(|s| s > MAX_SALARY) {
+            return Err(invalid("min_salary", format!("at most {MAX_SALARY}")));
+        }
         if let Some(years) = self.experience_years {
             if years > MAX_EXPERIENCE_YEARS {
                 return Err(invalid(
@@ -324,19 +329,19 @@ impl fmt::Debug for Resume {
 /// Checks a résumé's file name: 1 to 255 characters, no path separators, control
 /// characters or quotes (it goes into a form upload and a `Content-Disposition`).
 pub fn check_resume_filename(name: &str) -> Result<(), InvalidField> {
-    let ok = !name.trim().is_empty()
+    // Something besides dots and spaces (`.`, `..`, `...` name no file).
+    let ok = name.chars().any(|c| c != '.' && !c.is_whitespace())
         && name.chars().count() <= 255
         && !name
             .chars()
-            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '"'))
-        && name != "."
-        && name != "..";
+            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '"'));
     if ok {
         Ok(())
     } else {
         Err(invalid(
             "filename",
-            "must be 1 to 255 characters without /, \\, \" or control characters",
+            "must be 1 to 255 characters without /, \\, \" or control characters, and more \
+             than dots and spaces",
         ))
     }
 }
@@ -442,6 +447,7 @@ mod tests {
             "caps.daily"
         );
         assert_eq!(with(|p| p.experience_years = Some(81)), "experience_years");
+        assert_eq!(with(|p| p.min_salary = Some(u64::MAX)), "min_salary");
         assert_eq!(with(|p| p.nightly = true), "sources");
         assert_eq!(
             with(|p| p.sources = vec![Source {

@@ -249,6 +249,49 @@ impl Cookies {
             {
                 return Err(bad(format!("cookies[{i}].value"), "must be a string"));
             }
+            for (field, ok) in [
+                (
+                    "path",
+                    fields.get("path").is_none_or(serde_json::Value::is_string),
+                ),
+                (
+                    "domain",
+                    fields
+                        .get("domain")
+                        .is_none_or(serde_json::Value::is_string),
+                ),
+                (
+                    "sameSite",
+                    fields
+                        .get("sameSite")
+                        .is_none_or(serde_json::Value::is_string),
+                ),
+                (
+                    "secure",
+                    fields
+                        .get("secure")
+                        .is_none_or(serde_json::Value::is_boolean),
+                ),
+                (
+                    "httpOnly",
+                    fields
+                        .get("httpOnly")
+                        .is_none_or(serde_json::Value::is_boolean),
+                ),
+                (
+                    "expiry",
+                    fields.get("expiry").is_none_or(serde_json::Value::is_u64),
+                ),
+            ] {
+                if !ok {
+                    let what = match field {
+                        "secure" | "httpOnly" => "must be a boolean",
+                        "expiry" => "must be a whole number of seconds since the epoch",
+                        _ => "must be a string",
+                    };
+                    return Err(bad(format!("cookies[{i}].{field}"), what));
+                }
+            }
             if fields.keys().any(|k| !COOKIE_FIELDS.contains(&k.as_str())) {
                 return Err(bad(
                     format!("cookies[{i}]"),
@@ -377,6 +420,18 @@ mod tests {
             (json!(["x"]), "cookies[0]"),
             (json!([{"value": "v"}]), "cookies[0].name"),
             (json!([{"name": "a", "value": 1}]), "cookies[0].value"),
+            (
+                json!([{"name": "a", "value": "v", "secure": null}]),
+                "cookies[0].secure",
+            ),
+            (
+                json!([{"name": "a", "value": "v", "sameSite": {}}]),
+                "cookies[0].sameSite",
+            ),
+            (
+                json!([{"name": "a", "value": "v", "expiry": -1}]),
+                "cookies[0].expiry",
+            ),
             (
                 json!([{"name": "a", "value": "v", "extra": "hidden-value"}]),
                 "cookies[0]",

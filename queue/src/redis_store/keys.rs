@@ -40,6 +40,14 @@
 //! | `:supp` | hash address → JSON | the suppression list | suppress, unsuppress |
 //! | `:supp:idx` | zset, score 0 (read by lex) | suppressed addresses, for paging | suppress, unsuppress |
 //! | `:contacts` | hash address → `<at ms>\n<job id>` | the last contact of each address | contact (keeps the latest) |
+//! | `:profile:<user>` | hash `profile` (JSON), `created_at`, `updated_at` | a profile of the apply workload | *`put_profile`* (MULTI: `created_at` set once), *`delete_profile`* |
+//! | `:resume:<user>` | hash `filename`, `content_type`, `data` (bytes), `uploaded_at` | the user's résumé | *`put_resume`* (one HSET), *`delete_profile`* |
+//! | `:sess:<user>` | hash site → sealed blob | session cookies, sealed above the store (never plaintext) | *`put_session`*, *`delete_session`* (MULTI with `sessat`), *`delete_profile`* |
+//! | `:sessat:<user>` | hash site → ms | when each session was stored | as `sess` |
+//! | `:apps:<user>` | hash posting → `<outcome>\n<counted 1/0>\n<claimed ms>\n<settled ms or ''>\n<job id>` | the user's applications ledger | `application_insert` (a compare-and-set on `appsver`), `application_replace` and `application_remove` (on the outcome) |
+//! | `:appsidx:<user>` | zset, score 0 (read by lex) | the ledger's postings, for paging | as `apps` |
+//! | `:appscount:<user>` | zset, score claimed_at ms | counted postings: the caps' day and month counts (`ZCOUNT`) | as `apps` (a `manual` or `failed` settle removes the posting) |
+//! | `:appsver:<user>` | string | the ledger's version, bumped by each claim | `application_insert` |
 //!
 //! On a Redis Cluster (`redis+cluster://`) the queue's base is `<prefix>:{<prefix>}:q:<queue>`
 //! instead: every key of the store hashes to the one slot of `{<prefix>}`, so the pipelines

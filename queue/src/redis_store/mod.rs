@@ -29,6 +29,7 @@
 //! | `runlog.rs` | events, checkpoints, effects, artifacts |
 //! | `maintenance.rs` | prune, `next_run_at`, queues, workers, leadership |
 //! | `listener.rs` | the SUBSCRIBE transport of the shared listen loop |
+//! | `profiles.rs` | profiles, résumés, sealed sessions, the applications ledger |
 //! | `lua/` | the scripts; each but `lead.lua` runs after `prelude.lua` |
 
 mod codec;

@@ -23,6 +23,8 @@
 //! | `maintenance.rs` | retention, the next due job, queue pause and stats |
 //! | `peers.rs` | the worker registry and leadership |
 //! | `schedules.rs` | schedules as rows, written by compare-and-set |
+//! | `limits.rs` | shared rate limits, suppressions and contacts |
+//! | `profiles.rs` | profiles, résumés, sealed sessions, the applications ledger |
 
 mod enqueue;
 mod gates;

@@ -417,7 +417,9 @@ pub async fn caps_close_the_ist_day_and_month(b: &Backend) {
 }
 
 pub async fn concurrent_claims_never_exceed_the_caps(b: &Backend) {
+    // Two stores on one storage, as two worker processes have.
     let store = b.open().await;
+    let other = b.open().await;
     let now = at("2026-05-05T05:00:00Z");
     let caps = Caps {
         daily: 7,
@@ -426,7 +428,11 @@ pub async fn concurrent_claims_never_exceed_the_caps(b: &Backend) {
     // 40 claims of distinct postings by 40 jobs of one user, all at once.
     let mut tasks = Vec::new();
     for i in 0..40 {
-        let store: Arc<dyn Store> = store.clone();
+        let store: Arc<dyn Store> = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
         tasks.push(tokio::spawn(async move {
             store
                 .claim_application("ann", &format!("p{i:02}"), JobId::now_v7(), caps, now)
@@ -452,8 +458,12 @@ pub async fn concurrent_claims_never_exceed_the_caps(b: &Backend) {
     );
     // 20 jobs claiming one posting at once: one wins, every other sees its claim.
     let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let store: Arc<dyn Store> = store.clone();
+    for i in 0..20 {
+        let store: Arc<dyn Store> = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
         let job = JobId::now_v7();
         tasks.push(tokio::spawn(async move {
             let claim = store
