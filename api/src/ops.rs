@@ -14,6 +14,7 @@ use serde_json::json;
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
+use crate::process_metrics::ProcessStats;
 use crate::{routes, ApiError, AppState};
 
 #[derive(OpenApi)]
@@ -151,11 +152,46 @@ pub(crate) async fn prometheus_text(store: &dyn Store) -> Response {
         Ok(open) => metrics::gauge!("drover_gates_open").set(open as f64),
         Err(err) => tracing::warn!(error = %err, "open gates not counted for /metrics"),
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    if let Err(err) = record_slot_utilization(store).await {
+        tracing::warn!(error = %err, "worker slot utilisation not read for /metrics");
+    }
+    let mut text = handle.render();
+    match ProcessStats::read() {
+        Ok(stats) => text.push_str(&stats.render()),
+        Err(err) => tracing::debug!(error = %err, "process metrics not read for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Workers a scrape has reported, so that one that stops heartbeating reads 0 once rather
+/// than its last ratio forever.
+static REPORTED_WORKERS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Sets `drover_worker_slot_utilization{worker}`: busy slots / slots, as each live worker's
+/// last heartbeat reports them (the same registry and window as `GET /v1/workers`). A worker
+/// gone from the registry reads 0 from then on.
+async fn record_slot_utilization(store: &dyn Store) -> Result<(), StoreError> {
+    let workers = store.workers(routes::LIVE_WORKER_WINDOW).await?;
+    let mut reported = REPORTED_WORKERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    reported.retain(|id| {
+        let live = workers.iter().any(|w| &w.id == id);
+        if !live {
+            metrics::gauge!("drover_worker_slot_utilization", "worker" => id.clone()).set(0.0);
+        }
+        live
+    });
+    for worker in workers {
+        let ratio = if worker.slots == 0 {
+            0.0
+        } else {
+            f64::from(worker.busy.min(worker.slots)) / f64::from(worker.slots)
+        };
+        metrics::gauge!("drover_worker_slot_utilization", "worker" => worker.id.clone()).set(ratio);
+        reported.insert(worker.id);
+    }
+    Ok(())
 }
 
 /// Queues a scrape has reported: one whose jobs all finish drops out of `Store::queues`, and
