@@ -268,3 +268,61 @@ async fn postgres_clock_and_redis_aof_are_checked() {
     pg.cleanup().await;
     redis.cleanup().await;
 }
+
+/// A server that refuses every credential, as GitHub and OpenAI answer a bad one.
+async fn refusing_server() -> String {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().fallback(|| async {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"message": "Bad credentials"})),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_and_a_readable_key_file_are_named() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = sandbox().await;
+    let refusing = refusing_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("drover.key");
+    std::fs::write(&key_file, SECRETS_KEY).expect("key file");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut env = configured(&sandbox);
+    env.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "DROVER_GITHUB__BASE_URL" | "DROVER_LLM__BASE_URL" | "DROVER_SECRETS__KEY"
+        )
+    });
+    env.push(("DROVER_GITHUB__BASE_URL".into(), refusing.clone()));
+    env.push(("DROVER_LLM__BASE_URL".into(), refusing));
+    env.push((
+        "DROVER_SECRETS__KEY_FILE".into(),
+        key_file.display().to_string(),
+    ));
+    let store = format!("sqlite://{}", dir.path().join("drover.db").display());
+
+    let out = drover(dir.path(), &env, &["doctor", "--json", "--store", &store]).await;
+    assert!(!out.status.success());
+    let found = checks(&out);
+    let github = find(&found, "github");
+    assert_eq!(github.1, "fail", "{github:?}");
+    assert!(github.2.contains("DROVER_GITHUB__TOKEN"), "{github:?}");
+    let llm = find(&found, "llm");
+    assert_eq!(llm.1, "fail", "{llm:?}");
+    assert!(llm.2.contains("DROVER_LLM__API_KEY"), "{llm:?}");
+    let key = find(&found, "secrets.key");
+    assert_eq!(key.1, "warn", "{key:?}");
+    assert!(key.2.contains("chmod 600"), "{key:?}");
+    assert_no_secret(&out);
+}
