@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod config;
 mod demo;
+mod doctor;
 mod follow;
 mod gates;
 mod jobs;
@@ -90,6 +91,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The standard throughput and latency workload against the configured store.
     Bench(bench::BenchArgs),
+    /// Checks what drover needs, one line each with what to do about a failure: the store,
+    /// the secrets key, GitHub, the LLM, the job boards, mail, Chromium and ChromeDriver,
+    /// disk space. Exits non-zero when a check fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// The worker pool's flags (`serve`, `worker`, `demo`).
@@ -467,6 +472,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Demo(args) => demo::run(settings()?, args).await,
         Command::Bench(args) => bench::run(settings()?.open_store().await?, args).await,
+        Command::Doctor(args) => doctor::run(settings(), args).await,
     }
 }
 

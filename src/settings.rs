@@ -48,15 +48,21 @@ impl Settings {
             greenhouse_base_url: c.boards.greenhouse_base_url.clone(),
             lever_base_url: c.boards.lever_base_url.clone(),
             ashby_base_url: c.boards.ashby_base_url.clone(),
-            browser: drover_workloads::services::browser::BrowserSettings {
-                webdriver_url: c.browser.webdriver_url.clone(),
-                chromedriver: c.browser.chromedriver.clone(),
-                chromium: c.browser.chromium.clone(),
-                headless: c.browser.headless,
-                max_sessions: c.browser.max_sessions as usize,
-                ..Default::default()
-            },
+            browser: self.browser(),
         })
+    }
+
+    /// The browser pool's settings, from the `browser` section.
+    pub fn browser(&self) -> drover_workloads::services::browser::BrowserSettings {
+        let b = &self.config.browser;
+        drover_workloads::services::browser::BrowserSettings {
+            webdriver_url: b.webdriver_url.clone(),
+            chromedriver: b.chromedriver.clone(),
+            chromium: b.chromium.clone(),
+            headless: b.headless,
+            max_sessions: b.max_sessions as usize,
+            ..Default::default()
+        }
     }
 
     /// The kinds this process runs: the workloads, plus the test kinds when asked.

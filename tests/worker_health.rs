@@ -52,6 +52,13 @@ fn depth(text: &str, queue: &str, status: &str) -> Option<f64> {
         .find_map(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
+/// The value of the sample named exactly `series` (name and labels) in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones,
 /// so a worker sees its store go away while PostgreSQL keeps serving the test.
 struct CutProxy {
@@ -145,6 +152,26 @@ async fn worker_endpoints_report_health_readiness_and_queue_depth() {
             "{status}:\n{text}"
         );
     }
+    // The worker process's own figures, and its slot utilisation (idle: 0 of 2 busy) once
+    // its heartbeat is in the registry.
+    for name in [
+        "process_resident_memory_bytes",
+        "process_threads",
+        "process_open_fds",
+    ] {
+        let value = sample(&text, name).unwrap_or_else(|| panic!("{name}:\n{text}"));
+        assert!(value >= 1.0, "{name} {value}");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the worker's slot utilisation",
+        || async {
+            let text = metrics_text(&http, &base).await;
+            (sample(&text, r#"drover_worker_slot_utilization{worker="probed"}"#) == Some(0.0))
+                .then_some(())
+        },
+    )
+    .await;
 
     // Jobs not due for an hour stay queued: the depth counts them, store-wide.
     let later: Vec<NewJob> = (0..3)

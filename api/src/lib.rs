@@ -18,6 +18,7 @@ mod limits;
 mod openapi;
 mod ops;
 mod origin;
+mod process_metrics;
 mod profiles;
 mod routes;
 mod schedules;

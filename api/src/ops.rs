@@ -8,12 +8,13 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use drover_queue::{JobStatus, Store, StoreError};
+use drover_queue::{JobStatus, Store, StoreError, WorkerInfo};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
+use crate::process_metrics::ProcessStats;
 use crate::{routes, ApiError, AppState};
 
 #[derive(OpenApi)]
@@ -151,11 +152,52 @@ pub(crate) async fn prometheus_text(store: &dyn Store) -> Response {
         Ok(open) => metrics::gauge!("drover_gates_open").set(open as f64),
         Err(err) => tracing::warn!(error = %err, "open gates not counted for /metrics"),
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    let mut text = handle.render();
+    match store.workers(routes::LIVE_WORKER_WINDOW).await {
+        Ok(workers) => text.push_str(&slot_utilization(&workers)),
+        Err(err) => tracing::warn!(error = %err, "worker slot utilisation not read for /metrics"),
+    }
+    match ProcessStats::read() {
+        Ok(stats) => text.push_str(&stats.render()),
+        Err(err) => tracing::debug!(error = %err, "process metrics not read for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `drover_worker_slot_utilization{worker}`: busy slots / slots, as each live worker's last
+/// heartbeat reports them (the registry and window of `GET /v1/workers`). Rendered from the
+/// registry at each scrape rather than recorded, so that a worker gone from it is gone from
+/// the scrape too: worker ids change with every start, and a recorded gauge would keep one
+/// series per id for the life of the process.
+fn slot_utilization(workers: &[WorkerInfo]) -> String {
+    if workers.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from(
+        "# HELP drover_worker_slot_utilization Busy slots over slots, per live worker.\n\
+         # TYPE drover_worker_slot_utilization gauge\n",
+    );
+    for worker in workers {
+        let ratio = if worker.slots == 0 {
+            0.0
+        } else {
+            f64::from(worker.busy.min(worker.slots)) / f64::from(worker.slots)
+        };
+        text.push_str(&format!(
+            "drover_worker_slot_utilization{{worker=\"{}\"}} {ratio}\n",
+            label_value(&worker.id)
+        ));
+    }
+    text.push('\n');
+    text
+}
+
+/// A label value escaped as the text exposition format wants (`\\`, `\"`, `\n`).
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Queues a scrape has reported: one whose jobs all finish drops out of `Store::queues`, and
@@ -192,4 +234,41 @@ async fn record_queue_depth(store: &dyn Store) -> Result<(), StoreError> {
         reported.insert(queue.name);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_utilization_is_a_ratio_per_worker_with_escaped_ids() {
+        let worker = |id: &str, slots, busy| WorkerInfo {
+            id: id.into(),
+            host: "box".into(),
+            pid: 1,
+            slots,
+            busy,
+            started_at: chrono::Utc::now(),
+            last_heartbeat: chrono::Utc::now(),
+        };
+        let text = slot_utilization(&[
+            worker("w-1", 4, 3),
+            worker("w\"2\\", 0, 0),
+            worker("w-3", 2, 5),
+        ]);
+        assert!(text.contains("# TYPE drover_worker_slot_utilization gauge\n"));
+        assert!(
+            text.contains("drover_worker_slot_utilization{worker=\"w-1\"} 0.75\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("drover_worker_slot_utilization{worker=\"w\\\"2\\\\\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("drover_worker_slot_utilization{worker=\"w-3\"} 1\n"),
+            "{text}"
+        );
+        assert_eq!(slot_utilization(&[]), "");
+    }
 }

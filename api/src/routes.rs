@@ -498,10 +498,13 @@ pub async fn resume_queue(
     ))
 }
 
+/// A worker whose last heartbeat is older than this is not listed (nor scraped) as live.
+pub(crate) const LIVE_WORKER_WINDOW: Duration = Duration::from_secs(60);
+
 /// Live workers (a heartbeat within the last minute).
 #[utoipa::path(get, path = "/v1/workers", tag = "workers", responses((status = 200, body = WorkerList)))]
 pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
     Ok(Json(WorkerList {
-        workers: state.store.workers(Duration::from_secs(60)).await?,
+        workers: state.store.workers(LIVE_WORKER_WINDOW).await?,
     }))
 }

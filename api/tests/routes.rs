@@ -575,12 +575,43 @@ async fn queues_workers_and_operations(backend: Backend) {
     assert!(openapi["components"]["schemas"]["Job"].is_object());
     let metrics = api.get("/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.text();
+    assert!(text.contains("drover_queue_depth"), "{text}");
+    // The process's own figures, read from /proc/self at the scrape.
+    let value = |name: &str| -> f64 {
+        sample(&text, name).unwrap_or_else(|| panic!("/metrics lacks {name}:\n{text}"))
+    };
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+    assert!(value("process_threads") >= 1.0);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    let now = chrono::Utc::now().timestamp() as f64;
+    let started = value("process_start_time_seconds");
     assert!(
-        metrics.text().contains("drover_queue_depth"),
-        "{}",
-        metrics.text()
+        started <= now + 1.0 && started > now - 3600.0,
+        "{started} vs {now}"
+    );
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter"),
+        "{text}"
+    );
+    // w-9 heartbeated 1 busy slot of 4.
+    assert_eq!(
+        sample(&text, r#"drover_worker_slot_utilization{worker="w-9"}"#),
+        Some(0.25),
+        "{text}"
     );
     api.done().await;
+}
+
+/// The value of the sample named exactly `series` (name and labels) in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// Gates over HTTP: a job's gates, deciding (200, 200 again, 409, 422 naming the field,

@@ -332,6 +332,17 @@ impl Store for PgStore {
         self.migrate_with(migrate::POSTGRES).await
     }
 
+    async fn server_health(&self) -> StoreResult<crate::ServerHealth> {
+        let micros: i64 =
+            sqlx::query_scalar("SELECT (extract(epoch FROM now()) * 1000000)::bigint")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(crate::ServerHealth {
+            clock: chrono::DateTime::from_timestamp_micros(micros),
+            ..Default::default()
+        })
+    }
+
     async fn schema_status(&self) -> StoreResult<migrate::SchemaStatus> {
         let mut conn = self.pool.acquire().await?;
         let exists: Option<String> =

@@ -426,19 +426,43 @@ impl Store for RedisStore {
 
     async fn migrate(&self) -> StoreResult<crate::migrate::MigrationReport> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
-        let aof: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        if self.append_only().await == Some(false) {
+            tracing::warn!(
+                "Redis runs without AOF (appendonly no): a Redis crash can lose acknowledged \
+                 jobs. Run it with --appendonly yes --appendfsync everysec (or always)."
+            );
+        }
+        Ok(crate::migrate::MigrationReport::default())
+    }
+
+    async fn server_health(&self) -> StoreResult<crate::ServerHealth> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(crate::ServerHealth {
+            append_only: self.append_only().await,
+            ..Default::default()
+        })
+    }
+}
+
+impl RedisStore {
+    /// `CONFIG GET appendonly`; `None` when the server does not say (managed services
+    /// often refuse `CONFIG`).
+    async fn append_only(&self) -> Option<bool> {
+        let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
             .arg("GET")
             .arg("appendonly")
             .query_async(&mut self.conn())
             .await;
-        match aof {
-            Ok(reply) if reply.get(1).map(String::as_str) == Some("no") => tracing::warn!(
-                "Redis runs without AOF (appendonly no): a Redis crash can lose acknowledged \
-                 jobs. Run it with --appendonly yes --appendfsync everysec (or always)."
-            ),
-            Ok(_) => {}
-            Err(err) => tracing::debug!(error = %err, "cannot read Redis persistence settings"),
+        match reply {
+            Ok(reply) => match reply.get(1).map(String::as_str) {
+                Some("yes") => Some(true),
+                Some("no") => Some(false),
+                _ => None,
+            },
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot read Redis persistence settings");
+                None
+            }
         }
-        Ok(crate::migrate::MigrationReport::default())
     }
 }

@@ -270,6 +270,13 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    async fn server_health(&self) -> StoreResult<crate::ServerHealth> {
+        Ok(crate::ServerHealth {
+            file: Some(self.path.clone()),
+            ..Default::default()
+        })
+    }
+
     fn notifier(&self) -> Arc<dyn Notifier> {
         self.notifier.clone()
     }

@@ -254,4 +254,24 @@ pub trait Store:
     /// The store's schema version against this build's, without changing anything: a
     /// process that does not migrate (`workers.migrate: false`) checks it at start.
     async fn schema_status(&self) -> StoreResult<crate::migrate::SchemaStatus>;
+
+    /// What an operator checks of the server behind the store (`drover doctor`), read
+    /// without changing anything. The default knows nothing beyond the schema.
+    async fn server_health(&self) -> StoreResult<ServerHealth> {
+        Ok(ServerHealth::default())
+    }
+}
+
+/// What [`Store::server_health`] reads; each field is `None` where it does not apply to
+/// the backend (or, for `append_only`, when the server does not say).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerHealth {
+    /// PostgreSQL: the server's clock (`now()`). Leases and schedules are stamped with it,
+    /// so a host whose clock is far off misjudges expiries.
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Redis: whether AOF is on (`CONFIG GET appendonly`); without it a Redis crash loses
+    /// acknowledged jobs.
+    pub append_only: Option<bool>,
+    /// SQLite: the database file, whose disk must not fill.
+    pub file: Option<std::path::PathBuf>,
 }

@@ -41,6 +41,7 @@ macro_rules! conformance {
 
 conformance!(
     migrations_are_idempotent_and_concurrent,
+    server_health_reads_what_the_backend_has,
     enqueue_stores_every_field,
     invalid_jobs_are_refused_naming_the_field,
     operator_transitions_follow_the_status_machine,

@@ -54,6 +54,31 @@ pub async fn migrations_are_idempotent_and_concurrent(b: &Backend) {
     assert_eq!(store.get(job.id).await.expect("get").id, job.id);
 }
 
+pub async fn server_health_reads_what_the_backend_has(b: &Backend) {
+    let store = b.open().await;
+    let health = store.server_health().await.expect("server health");
+    match store.backend() {
+        "sqlite" => {
+            let file = health.file.expect("the database file");
+            assert!(file.exists(), "{}", file.display());
+            assert_eq!((health.clock, health.append_only), (None, None));
+        }
+        "postgres" => {
+            // The test server runs on this host: one clock.
+            let skew = (health.clock.expect("now()") - Utc::now())
+                .num_seconds()
+                .abs();
+            assert!(skew < 5, "{skew} s apart");
+            assert_eq!((health.file, health.append_only), (None, None));
+        }
+        _ => {
+            // The test Redis may run with or without AOF; it answers CONFIG GET.
+            assert!(health.append_only.is_some(), "{health:?}");
+            assert_eq!((health.file, health.clock), (None, None));
+        }
+    }
+}
+
 pub async fn paused_queues_are_not_leased(b: &Backend) {
     let store = b.open().await;
     // A queue name becomes key and channel names: the store checks it too, not only the API.
