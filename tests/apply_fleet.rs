@@ -50,11 +50,18 @@ fn spec(ats: Ats, board: &str, title: &str) -> PostingSpec {
 fn processes_with(needle: &str) -> Vec<i32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            if cmdline.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()) {
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == needle.as_bytes())
+            {
                 found.push(pid);
             }
         }
@@ -84,7 +91,10 @@ async fn a_worker_killed_mid_submit_never_submits_twice(backend: Backend) {
         "companies": ["acme"], "remote_ok": true, "job_types": ["fulltime"],
     }))
     .expect("a profile");
-    store.put_profile(USER, &profile, Utc::now()).await.expect("profile");
+    store
+        .put_profile(USER, &profile, Utc::now())
+        .await
+        .expect("profile");
     let data = b"%PDF-1.4\n%%EOF\n".to_vec();
     let resume = Resume {
         info: ResumeInfo {
@@ -117,9 +127,11 @@ async fn a_worker_killed_mid_submit_never_submits_twice(backend: Backend) {
         "sources": [{"type": "lever", "board": "acme"}],
     }));
     let id = store.enqueue(job).await.expect("enqueue").job().id;
-    eventually(Duration::from_secs(90), "the form to be submitted", || async {
-        (!sandbox.boards.applications().is_empty()).then_some(())
-    })
+    eventually(
+        Duration::from_secs(90),
+        "the form to be submitted",
+        || async { (!sandbox.boards.applications().is_empty()).then_some(()) },
+    )
     .await;
     let victim_pid = victim.pid();
     victim.kill9();
@@ -153,7 +165,11 @@ async fn a_worker_killed_mid_submit_never_submits_twice(backend: Backend) {
         .records()
         .map(|r| {
             let r = r.expect("row");
-            headers.iter().zip(r.iter()).map(|(h, v)| (h.into(), v.into())).collect()
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.into(), v.into()))
+                .collect()
         })
         .collect();
     assert_eq!(rows.len(), 1);
@@ -161,9 +177,11 @@ async fn a_worker_killed_mid_submit_never_submits_twice(backend: Backend) {
 
     // A Chromium the killed worker left is ended by the next browser pool on the machine.
     drover_workloads::services::browser::reap_orphans();
-    eventually(Duration::from_secs(10), "the orphaned Chromium to end", || async {
-        processes_with(&owned).is_empty().then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the orphaned Chromium to end",
+        || async { processes_with(&owned).is_empty().then_some(()) },
+    )
     .await;
     backend.cleanup().await;
 }
