@@ -366,10 +366,17 @@ async fn summary(
     );
     let received = sandbox.boards.applications();
     let accepted = received.iter().filter(|a| a.accepted).count();
+    // The sandbox knows which postings are one job on two boards: the check of dedup.
+    let jobs: HashSet<u64> = received
+        .iter()
+        .filter(|a| a.accepted)
+        .map(|a| a.job)
+        .collect();
     println!(
-        "sandbox received {} submissions on its hosted forms ({accepted} accepted, {} refused)",
+        "sandbox received {} submissions on its hosted forms ({accepted} accepted, {} refused), for {} distinct jobs",
         received.len(),
-        received.len() - accepted
+        received.len() - accepted,
+        jobs.len()
     );
     if let Some(artifact) = store.artifact(finished.id, "applications.csv").await? {
         let dir = PathBuf::from("drover-data");
