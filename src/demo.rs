@@ -2,7 +2,8 @@
 //! configured store (the embedded SQLite file unless told otherwise) through the real clients
 //! against a sandbox started in this process: HTTP to its GitHub and chat API, SMTP to its
 //! sink with `send: true`. Nothing leaves the machine. `drover demo walk` runs the older
-//! `demo` kind job instead.
+//! `demo` kind job instead, and `drover demo apply` the apply workload: the sandbox's job
+//! boards and hosted forms, filled in a real headless Chromium (see `crate::demo_apply`).
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum DemoWhat {
     Campaign(CampaignArgs),
     /// A `demo` kind job of 10 items, checkpointing every 3.
     Walk,
+    /// Applications to the sandbox's job boards in a headless Chromium, with review gates.
+    Apply(crate::demo_apply::ApplyArgs),
 }
 
 #[derive(Args, Clone)]
@@ -50,6 +53,9 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<ExitCode>
         })) {
         DemoWhat::Walk => walk(settings, args.pool).await,
         DemoWhat::Campaign(campaign_args) => campaign(settings, args.pool, campaign_args).await,
+        DemoWhat::Apply(apply_args) => {
+            crate::demo_apply::run(settings, args.pool, apply_args).await
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod config;
 mod demo;
+mod demo_apply;
 mod doctor;
 mod follow;
 mod gates;
@@ -87,7 +88,8 @@ enum Command {
     /// application forms, for trials and tests (never a real service).
     Sandbox(SandboxArgs),
     /// Quick start: a campaign against an in-process sandbox on the embedded store, followed
-    /// to the end (`demo walk` for the `demo` kind).
+    /// to the end (`demo apply` for job applications in a headless Chromium, `demo walk` for
+    /// the `demo` kind).
     Demo(demo::DemoArgs),
     /// The standard throughput and latency workload against the configured store.
     Bench(bench::BenchArgs),

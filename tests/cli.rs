@@ -63,6 +63,114 @@ fn quick_start_demo_runs_a_campaign_against_the_sandbox() {
     ));
 }
 
+/// `drover demo apply`: real Chromium fills the sandbox's forms; the gate instructions are
+/// printed; the summary's applied count is what the sandbox received.
+#[test]
+fn demo_apply_applies_in_chromium_prints_the_gate_commands_and_a_summary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .current_dir(dir.path())
+        .args(["demo", "apply", "--postings", "20", "--approve-all"])
+        .env_remove("DROVER_STORE")
+        .env_remove("DROVER_CONFIG")
+        .env("DROVER_LOG", "warn")
+        .env("DROVER_BROWSER__CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("DROVER_BROWSER__CHROMIUM", "/usr/bin/chromium")
+        .output()
+        .expect("run drover");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let job = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("submitted job "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the job id");
+    for want in [
+        "sandbox: job boards and hosted forms on http://127.0.0.1:".to_string(),
+        "forms behind a CAPTCHA".to_string(),
+        "review gate(s) open".to_string(),
+        "  drover gates".to_string(),
+        format!("  drover jobs decide {job} review:"),
+        format!("/v1/jobs/{job}/gates/review:"),
+        "-d '{\"decision\": \"approve\"}'".to_string(),
+        "(--approve-all)".to_string(),
+        "completed on".to_string(),
+        "applications.csv: drover-data/apply-".to_string(),
+    ] {
+        assert!(stdout.contains(&want), "missing {want:?} in:\n{stdout}");
+    }
+    let summary = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("summary: "))
+        .expect("a summary line");
+    let count = |what: &str| -> u64 {
+        summary
+            .split(", ")
+            .find_map(|part| part.strip_suffix(what))
+            .and_then(|n| n.trim().rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {what:?} count in {summary:?}"))
+    };
+    let applied = count(" applied");
+    assert!(applied > 0, "{summary}");
+    assert!(
+        count(" manual") > 0,
+        "the CAPTCHA and Ashby postings: {summary}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "sandbox received {applied} submissions on its hosted forms ({applied} accepted, 0 refused)"
+        )),
+        "one accepted submission per application:\n{stdout}"
+    );
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("result: "))
+        .expect("a result line");
+    let result: serde_json::Value = serde_json::from_str(result).expect("the result is JSON");
+    let counts = &result["counts"];
+    assert_eq!(counts["applied"], applied, "{result}");
+    assert!(counts["approved"].as_u64() > Some(0), "{result}");
+    let report = std::fs::read_dir(dir.path().join("drover-data"))
+        .expect("drover-data")
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with("-applications.csv")
+        })
+        .expect("the applications file");
+    let report = std::fs::read_to_string(report.path()).expect("read the report");
+    assert_eq!(
+        report.lines().count() as u64,
+        1 + counts["postings"].as_u64().expect("postings"),
+        "a header and a row per posting"
+    );
+}
+
+#[test]
+fn demo_apply_without_chromedriver_says_what_to_install() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .current_dir(dir.path())
+        .args(["demo", "apply"])
+        .env_remove("DROVER_STORE")
+        .env_remove("DROVER_CONFIG")
+        .env("DROVER_LOG", "warn")
+        .env("DROVER_BROWSER__CHROMEDRIVER", "no-such-chromedriver")
+        .output()
+        .expect("run drover");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    for want in [
+        "browser.chromedriver: `no-such-chromedriver` not found on PATH",
+        "install chromium-driver",
+        "set browser.chromedriver",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+}
+
 #[test]
 fn demo_walk_runs_a_demo_job_to_completion() {
     let dir = tempfile::tempdir().expect("temp dir");
