@@ -56,7 +56,29 @@ struct Kept {
     level: Vec<String>,
     location: String,
     location_words: Vec<String>,
+    /// The place's first part ("San Francisco" of "San Francisco, CA (Hybrid)").
+    city: Vec<String>,
     remote: bool,
+}
+
+/// Words of a location that say how, not where.
+const WORKPLACE_WORDS: [&str; 5] = ["hybrid", "onsite", "office", "wfh", "remote"];
+
+/// The words of a location's first part (before a comma, a parenthesis or " - "), without
+/// workplace words: boards spell the rest (state, country) each their own way ("CA" or
+/// "California", "IE" or "Ireland").
+fn city_words(location: &str) -> Vec<String> {
+    let first = location
+        .split([',', '(', '/'])
+        .next()
+        .unwrap_or_default()
+        .split(" - ")
+        .next()
+        .unwrap_or_default();
+    location_words(first)
+        .into_iter()
+        .filter(|w| !WORKPLACE_WORDS.contains(&w.as_str()))
+        .collect()
 }
 
 pub fn dedup(mut postings: Vec<Posting>) -> Deduped {
@@ -93,6 +115,7 @@ pub fn dedup(mut postings: Vec<Posting>) -> Deduped {
         let level = level_words(&title);
         let location_words = location_key_words(&posting.location);
         let location = location_words.join(" ");
+        let city = city_words(&posting.location);
         let remote = posting.is_remote || posting.workplace == Workplace::Remote;
 
         let found = native
@@ -109,7 +132,15 @@ pub fn dedup(mut postings: Vec<Posting>) -> Deduped {
                     .get(&company)
                     .filter(|_| !company.is_empty() && !title.is_empty())?
                     .iter()
-                    .find(|k| same_job(k, &title, &level, &location, &location_words, remote))
+                    .find(|k| {
+                        same_job(
+                            k,
+                            &title,
+                            &level,
+                            (&location, &location_words, &city),
+                            remote,
+                        )
+                    })
                     .map(|k| (k.index, Rule::CompanyTitleLocation))
             });
         if let Some((kept, rule)) = found {
@@ -133,6 +164,7 @@ pub fn dedup(mut postings: Vec<Posting>) -> Deduped {
                 level,
                 location,
                 location_words,
+                city,
                 remote,
             });
         }
@@ -159,11 +191,11 @@ fn same_job(
     kept: &Kept,
     title: &str,
     level: &[String],
-    location: &str,
-    location_words: &[String],
+    (location, location_words, city): (&str, &[String], &[String]),
     remote: bool,
 ) -> bool {
     let same_location = (remote && kept.remote)
+        || (!city.is_empty() && city == kept.city.as_slice())
         || kept.location == location
         || subset(location_words, &kept.location_words)
         || subset(&kept.location_words, location_words)
@@ -521,6 +553,41 @@ mod tests {
             description: String::new(),
             date_posted: None,
         }
+    }
+
+    /// The same job as two boards spell its place (the second board's title in sentence
+    /// case): one posting; the same title in another city stays apart.
+    #[test]
+    fn places_spelled_two_ways_are_one_place() {
+        for (a, b) in [
+            ("San Francisco, CA (Hybrid)", "San Francisco, California"),
+            ("Dublin, IE", "Dublin, Ireland"),
+            ("Bengaluru, India (Hybrid)", "Bangalore, Karnataka, India"),
+        ] {
+            let mut first = posting(
+                Site::Greenhouse,
+                "acme",
+                "1",
+                "Senior Backend Engineer",
+                "Acme",
+            );
+            first.location = a.into();
+            let mut second = posting(
+                Site::Lever,
+                "acme",
+                "x-1",
+                "Senior backend engineer",
+                "Acme",
+            );
+            second.location = b.into();
+            let deduped = dedup(vec![first, second]);
+            assert_eq!(deduped.kept.len(), 1, "{a} ≡ {b}");
+        }
+        let mut sf = posting(Site::Greenhouse, "acme", "1", "Backend Engineer", "Acme");
+        sf.location = "San Francisco, CA".into();
+        let mut dublin = posting(Site::Lever, "acme", "x-1", "Backend Engineer", "Acme");
+        dublin.location = "Dublin, Ireland".into();
+        assert_eq!(dedup(vec![sf, dublin]).kept.len(), 2);
     }
 
     #[test]

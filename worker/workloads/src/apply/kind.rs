@@ -753,6 +753,12 @@ async fn apply_one(ctx: &StepContext, c: &Clients, item: Value) -> Result<Value,
                     out.reason = Some(message);
                     to_value(&out)
                 }
+                Tier1::Unconfirmed(message) => {
+                    settle(ctx, &user, &posting.id, Outcome::Unknown).await?;
+                    out.outcome = "unknown".into();
+                    out.reason = Some(format!("{message}; not submitted again"));
+                    to_value(&out)
+                }
                 Tier1::Unknown => {
                     settle(ctx, &user, &posting.id, Outcome::Unknown).await?;
                     out.outcome = "unknown".into();
@@ -795,6 +801,8 @@ enum Tier1 {
     Applied(String),
     Blocked(Blocker),
     Refused(String),
+    /// Submitted, and the page did not say how it went.
+    Unconfirmed(String),
     Unknown,
 }
 
@@ -898,6 +906,7 @@ fn submitted_result(submitted: Submitted) -> Tier1 {
         Submitted::Applied { confirmation } => Tier1::Applied(confirmation),
         Submitted::Blocked { blocker } => Tier1::Blocked(blocker),
         Submitted::Refused { message } => Tier1::Refused(message),
+        Submitted::Unconfirmed { message } => Tier1::Unconfirmed(message),
     }
 }
 

@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::services::browser::BrowserError;
 
 /// How long a page may take to show the outcome of a submit.
-const OUTCOME_WAIT: Duration = Duration::from_secs(20);
+const OUTCOME_WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
 /// Texts of a confirmation page, lowercased (the real ATSs' wording).
@@ -136,6 +136,9 @@ pub enum Submitted {
     Blocked { blocker: Blocker },
     /// The form refused it (its message).
     Refused { message: String },
+    /// The page showed neither a confirmation nor a refusal in time: the board may have the
+    /// application. Never submitted again.
+    Unconfirmed { message: String },
 }
 
 /// Opens `url` and fills its application form for `who`.
@@ -268,15 +271,17 @@ pub async fn submit(client: &Client, filled: &Filled) -> Result<Submitted, Brows
             .await
             .map(|u| u != before)
             .unwrap_or(false);
-        if moved || started.elapsed() > Duration::from_secs(2) {
+        // An error shown by the page the submit led to (or, when the form re-renders in
+        // place, by the form once it had time to answer).
+        if moved || started.elapsed() > Duration::from_secs(10) {
             if let Some(message) = form_error(client).await {
                 return Ok(Submitted::Refused { message });
             }
         }
         if started.elapsed() > OUTCOME_WAIT {
-            return Ok(Submitted::Refused {
+            return Ok(Submitted::Unconfirmed {
                 message: format!(
-                    "no confirmation within {}s of the submit",
+                    "the page showed no confirmation and no error within {}s of the submit",
                     OUTCOME_WAIT.as_secs()
                 ),
             });

@@ -158,7 +158,9 @@ impl Browsers {
             None => self.connect().await?,
         };
         let home = client.window().await?;
-        let tab = client.new_window(true).await?;
+        // A window rather than a background tab: headless Chromium throttles a tab it does not
+        // show, and a click there can be lost.
+        let tab = client.new_window(false).await?;
         client.switch_to_window(tab.handle.clone()).await?;
         Ok(Session {
             client: Some(client),
