@@ -345,6 +345,12 @@ async fn run(sessions: u64, postings: u64) {
             }
         }
     }
+    for refused in sandbox.boards.applications().iter().filter(|a| !a.accepted) {
+        eprintln!(
+            "  the sandbox refused a submission to {} {}: {:?}, missing {:?}",
+            refused.board, refused.posting, refused.outcome, refused.missing
+        );
+    }
     let n = accepted.len() as f64;
     let per_min = n / step * 60.0;
     let warm = match (
