@@ -119,7 +119,7 @@ fn demo_apply_applies_in_chromium_prints_the_gate_commands_and_a_summary() {
     );
     assert!(
         stdout.contains(&format!(
-            "sandbox received {applied} submissions on its hosted forms ({applied} accepted, 0 refused)"
+            "sandbox received {applied} submissions on its hosted forms ({applied} accepted, 0 refused), for {applied} distinct jobs"
         )),
         "one accepted submission per application:\n{stdout}"
     );
