@@ -186,6 +186,39 @@ pub fn place(sandbox: &Sandbox) -> Placed {
     );
     walled.variant = Variant::Captcha;
     add("captcha", walled);
+    // In the apply band too, behind a login wall, an e-mailed code, and a required question
+    // the profile does not answer (no LLM configured here): tier 2 each.
+    let mut login = spec(
+        Ats::Greenhouse,
+        BOARD,
+        "Backend Engineer, Billing",
+        "Acme",
+        "Bengaluru, India",
+    );
+    login.variant = Variant::Login;
+    add("login", login);
+    let mut code = spec(
+        Ats::Greenhouse,
+        BOARD,
+        "Backend Engineer, Search",
+        "Acme",
+        "Bengaluru, India",
+    );
+    code.variant = Variant::EmailCode;
+    add("email_code", code);
+    let mut essay = spec(
+        Ats::Greenhouse,
+        BOARD,
+        "Backend Engineer, Growth",
+        "Acme",
+        "Bengaluru, India",
+    );
+    essay.questions = vec![QuestionSpec {
+        label: "Why do you want to join us?".into(),
+        kind: QuestionKind::Textarea,
+        required: true,
+    }];
+    add("unanswered", essay);
     // 65 each: the review band.
     // (A Lever board is one company's: other companies are on their own boards.)
     add(
@@ -369,10 +402,14 @@ async fn applies_once_per_posting_reviews_and_hands_walls_over(backend: Backend)
 
     // What reached the boards: one accepted submission each for the top posting (on one of
     // its two boards), the remote one and the approved review; nothing else.
+    // The form with an e-mailed code took its submit and asked for the code: the only
+    // submission not accepted.
     let submissions = sandbox.boards.applications();
     let accepted: Vec<_> = submissions.iter().filter(|a| a.accepted).collect();
-    assert_eq!(submissions.len(), 3, "{submissions:#?}");
     assert_eq!(accepted.len(), 3, "{submissions:#?}");
+    let refused: Vec<_> = submissions.iter().filter(|a| !a.accepted).collect();
+    assert_eq!(refused.len(), 1, "{submissions:#?}");
+    assert_eq!(refused[0].title, "Backend Engineer, Search");
     // (Which board's copy of the top job is kept is dedup's choice.)
     let mut titles: Vec<String> = accepted.iter().map(|a| a.title.to_lowercase()).collect();
     titles.sort();
@@ -420,7 +457,7 @@ async fn applies_once_per_posting_reviews_and_hands_walls_over(backend: Backend)
 
     // The report: one row per posting after dedup, with the breakdown and the outcome.
     let rows = csv_rows(&store, id).await;
-    assert_eq!(rows.len(), 6, "{rows:#?}");
+    assert_eq!(rows.len(), 9, "{rows:#?}");
     let by_title = |t: &str| {
         rows.iter()
             .find(|r| r["title"].eq_ignore_ascii_case(t))
@@ -443,6 +480,16 @@ async fn applies_once_per_posting_reviews_and_hands_walls_over(backend: Backend)
         .expect("the screenshot");
     assert!(png.data.starts_with(b"\x89PNG"), "a PNG screenshot");
     assert!(!walled["cover_letter"].is_empty(), "{walled:?}");
+    for (title, why) in [
+        ("Backend Engineer, Billing", "login"),
+        ("Backend Engineer, Search", "code"),
+        ("Backend Engineer, Growth", "Why do you want to join us?"),
+    ] {
+        let row = by_title(title);
+        assert_eq!(row["outcome"], "manual", "{row:?}");
+        assert!(row["reason"].contains(why), "{row:?}");
+        assert!(!row["cover_letter"].is_empty(), "{row:?}");
+    }
     let approved = by_title("Platform Engineer");
     assert_eq!(
         (approved["band"].as_str(), approved["decision"].as_str()),
@@ -489,9 +536,10 @@ async fn applies_once_per_posting_reviews_and_hands_walls_over(backend: Backend)
     .await;
     let job = finished(&store, again).await;
     assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    // (The e-mailed-code posting is tier 2 in the ledger: not submitted again either.)
     assert_eq!(
         sandbox.boards.applications().len(),
-        3,
+        4,
         "nothing submitted twice"
     );
     let rows = csv_rows(&store, again).await;

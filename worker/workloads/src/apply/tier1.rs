@@ -247,7 +247,19 @@ pub async fn submit(client: &Client, filled: &Filled) -> Result<Submitted, Brows
         }
     };
     let before = client.current_url().await?;
-    button.click().await?;
+    // The form is submitted as a click on its button would (`requestSubmit(button)`: the
+    // button is the submitter, the form's submit handlers and validation run), without the
+    // hit-testing of a synthetic click, which a busy headless Chromium now and then lost
+    // (no request left the page).
+    let submitter = serde_json::to_value(&button)
+        .map_err(|e| BrowserError::Command(format!("the submit button: {e}")))?;
+    client
+        .execute(
+            "const b = arguments[0]; b.scrollIntoView(); \
+             if (b.form && b.form.requestSubmit) { b.form.requestSubmit(b); } else { b.click(); }",
+            vec![submitter],
+        )
+        .await?;
     let started = Instant::now();
     loop {
         let text = body_text(client).await.unwrap_or_default();
