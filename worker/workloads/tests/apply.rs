@@ -327,6 +327,8 @@ fn sources() -> Value {
         {"type": "lever", "board": "globex"},
         {"type": "greenhouse", "board": "initech"},
         {"type": "greenhouse", "board": "umbrella"},
+        // A board that does not exist: its failure is reported, the others go on.
+        {"type": "ashby", "board": "ghost"},
     ])
 }
 
@@ -399,6 +401,20 @@ async fn applies_once_per_posting_reviews_and_hands_walls_over(backend: Backend)
 
     let job = finished(&store, id).await;
     assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    let result = job.result.clone().expect("a result");
+    let reports = result["sources"].as_array().expect("sources");
+    assert_eq!(reports.len(), 6, "{result}");
+    let failed: Vec<&Value> = reports
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{result}");
+    assert_eq!(failed[0]["source"]["board"], "ghost");
+    assert!(
+        sandbox.boards.max_in_flight() <= 4,
+        "{} board requests at once",
+        sandbox.boards.max_in_flight()
+    );
 
     // What reached the boards: one accepted submission each for the top posting (on one of
     // its two boards), the remote one and the approved review; nothing else.
@@ -679,6 +695,70 @@ async fn an_undecided_review_is_rejected_at_its_deadline() {
     assert_eq!(rows[0]["decision"], "reject (timed out)", "{rows:?}");
     assert_eq!(rows[0]["outcome"], "rejected");
     assert!(sandbox.boards.applications().is_empty());
+    worker.shutdown();
+    backend.cleanup().await;
+}
+
+/// With `llm.base_url` set, a required question the profile's `answers` do not cover is
+/// answered by the LLM (the sandbox's chat API) and the posting is applied to in tier 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_llm_answers_what_the_profile_does_not() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        boards: drover_sandbox::BoardsConfig {
+            companies: 1,
+            jobs: 0,
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let mut essay = spec(
+        Ats::Greenhouse,
+        BOARD,
+        "Backend Engineer, Growth",
+        "Acme",
+        "Bengaluru, India",
+    );
+    essay.questions = vec![QuestionSpec {
+        label: "Why do you want to join us?".into(),
+        kind: QuestionKind::Textarea,
+        required: true,
+    }];
+    sandbox.boards.add(essay).expect("a fixture");
+    let settings = Settings {
+        llm_base_url: Some(format!("{}/v1", sandbox.base_url())),
+        llm_api_key: Some(drover_workloads::Secret::new("sk-apply-test")),
+        ..settings(&sandbox)
+    };
+    let backend = Backend::sqlite();
+    let store = backend.open().await;
+    store
+        .put_profile(USER, &profile(), Utc::now())
+        .await
+        .expect("profile");
+    store.put_resume(USER, &resume()).await.expect("résumé");
+    let worker = drover_worker::start(store.clone(), registry(&settings), options());
+    let config = json!({"user_id": USER, "sources": [{"type": "greenhouse", "board": BOARD}]});
+    let id = submit(&store, &settings, config).await;
+    let job = finished(&store, id).await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    let submissions = sandbox.boards.applications();
+    assert_eq!(submissions.len(), 1, "{submissions:#?}");
+    assert!(submissions[0].accepted, "{submissions:#?}");
+    let answer = submissions[0]
+        .fields
+        .iter()
+        .find(|(k, _)| k.starts_with("question_"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(
+        answer.len() > 10,
+        "the LLM's answer: {:?}",
+        submissions[0].fields
+    );
+    let rows = csv_rows(&store, id).await;
+    assert_eq!(rows[0]["outcome"], "applied", "{rows:?}");
     worker.shutdown();
     backend.cleanup().await;
 }

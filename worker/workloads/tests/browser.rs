@@ -110,3 +110,42 @@ async fn a_missing_chromedriver_is_a_clear_error() {
     assert!(err.contains("browser.chromedriver"), "{err}");
     assert!(err.contains("/nonexistent/chromedriver"), "{err}");
 }
+
+/// An external WebDriver (`browser.webdriver_url`): the pool spawns nothing and uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_webdriver_is_used_as_it_is() {
+    let url = page_server().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut driver = std::process::Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromedriver");
+    let pool = Browsers::new(BrowserSettings {
+        webdriver_url: Some(format!("http://127.0.0.1:{port}")),
+        chromedriver: PathBuf::from("/nonexistent/chromedriver"),
+        ..settings(1)
+    });
+    let session = pool
+        .session("ann")
+        .await
+        .expect("a session through the external driver");
+    session.client().goto(&url).await.expect("goto");
+    let text = session
+        .client()
+        .find(fantoccini::Locator::Css("#hi"))
+        .await
+        .expect("find")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(text, "hello");
+    session.discard().await;
+    drop(pool);
+    let _ = driver.kill();
+    let _ = driver.wait();
+}

@@ -842,7 +842,7 @@ async fn tier1_attempt(
         return Ok(done);
     }
     let url = form_url(posting).ok_or_else(|| permanent("the posting has no form"))?;
-    let resume_path = write_resume(c, user, resume)?;
+    let resume_path = write_resume(c, user, posting, resume)?;
     let session = c
         .browsers
         .session(user)
@@ -895,6 +895,9 @@ async fn tier1_attempt(
         Ok(_) => session.done().await,
         Err(_) => session.discard().await,
     }
+    if let Some(dir) = resume_path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let (result, fields) = outcome?;
     done.result = result;
     done.fields = fields;
@@ -920,12 +923,20 @@ async fn screenshot(ctx: &StepContext, session: &Session, posting: &Posting) -> 
 
 /// The résumé where the browser's file input can read it (the WebDriver's host is this
 /// one: a spawned chromedriver, or an external one on the same machine).
+///
+/// One file per application: Chromium refuses to send an upload whose file changed after it
+/// was chosen (`ERR_UPLOAD_FILE_CHANGED`, and no request leaves the page), so two
+/// applications of one user must never rewrite the same file under each other.
 fn write_resume(
     c: &Clients,
     user: &str,
+    posting: &Posting,
     resume: &drover_queue::profile::Resume,
 ) -> Result<PathBuf, JobError> {
-    let dir = c.scratch.join(artifact_safe(user));
+    let dir = c
+        .scratch
+        .join(artifact_safe(user))
+        .join(artifact_safe(&posting.id));
     std::fs::create_dir_all(&dir)
         .map_err(|e| JobError::Transient(format!("{}: {e}", dir.display())))?;
     let name = std::path::Path::new(&resume.info.filename)
