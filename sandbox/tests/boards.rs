@@ -583,6 +583,19 @@ async fn fixtures_are_placed_over_http() {
         s.boards.posting(Ats::Lever, id).map(|p| p.variant),
         Some(Variant::Captcha)
     );
+    let set = client()
+        .post(format!(
+            "{base}/_sandbox/boards/postings/lever/{id}/variant"
+        ))
+        .json(&serde_json::json!({"variant": "email_code"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.boards.posting(Ats::Lever, id).map(|p| p.variant),
+        Some(Variant::EmailCode)
+    );
 
     let bad = client()
         .post(format!("{base}/_sandbox/boards/postings"))
