@@ -118,15 +118,13 @@ impl ApplyConfig {
         };
         let review_timeout = match object.get("review_timeout") {
             None | Some(Value::Null) => DEFAULT_REVIEW_TIMEOUT,
-            Some(Value::String(s)) => humantime::parse_duration(s)
-                .ok()
-                .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(30 * 86400))
-                .ok_or_else(|| {
-                    invalid(
-                        "config.review_timeout",
-                        "a duration from 1s to 30d, such as `24h` or `90m`",
-                    )
-                })?,
+            Some(Value::String(s)) => review_timeout(s).ok_or_else(|| {
+                invalid(
+                    "config.review_timeout",
+                    "a whole number and a unit, from 1s to 30d: `24h`, `90m`, `2d` \
+                     (at most 999999s, 9999m, 720h or 30d)",
+                )
+            })?,
             Some(_) => {
                 return Err(invalid(
                     "config.review_timeout",
@@ -144,6 +142,28 @@ impl ApplyConfig {
         })
     }
 }
+
+/// `review_timeout`: `<n><unit>`, n without leading zeros, at most 999999s, 9999m, 720h or
+/// 30d (so never past 30 days): exactly what [`REVIEW_TIMEOUT_PATTERN`] allows.
+fn review_timeout(text: &str) -> Option<Duration> {
+    let unit = text.chars().last()?;
+    let digits = &text[..text.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let (max, seconds) = match unit {
+        's' => (999_999, 1),
+        'm' => (9_999, 60),
+        'h' => (720, 3_600),
+        'd' => (30, 86_400),
+        _ => return None,
+    };
+    (n <= max).then(|| Duration::from_secs(n * seconds))
+}
+
+/// The schema's pattern for `review_timeout`, the same set as [`review_timeout`] accepts.
+const REVIEW_TIMEOUT_PATTERN: &str = "^([1-9][0-9]{0,5}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h|([1-9]|[12][0-9]|30)d)$";
 
 /// The JSON schema of an apply job's config (what `GET /v1/kinds` shows).
 pub fn config_schema() -> Value {
@@ -169,7 +189,7 @@ pub fn config_schema() -> Value {
                       "description": "Apply through the hosted forms in a browser (default true); false: every posting is tier 2"},
             "review": {"enum": ["gate", "skip", null],
                        "description": "Postings scoring 45-69: a gate each (default) or skipped"},
-            "review_timeout": {"type": ["string", "null"], "pattern": "^[0-9]+ ?(s|m|h|d)$",
+            "review_timeout": {"type": ["string", "null"], "pattern": REVIEW_TIMEOUT_PATTERN,
                                "description": "How long a review waits before it is rejected (default 24h)"}
         }
     })
@@ -211,6 +231,22 @@ mod tests {
             "config.sources"
         );
         assert_eq!(field(json!({"user_id": "a", "extra": 1})), "config");
+        for bad in [
+            "0d", "31d", "721h", "10000m", "1000000s", "05m", "1h 30m", "m", "",
+        ] {
+            assert_eq!(
+                field(json!({"user_id": "a", "review_timeout": bad})),
+                "config.review_timeout",
+                "{bad}"
+            );
+        }
+        let ok = |t: &str| {
+            ApplyConfig::from_job(&json!({"user_id": "a", "review_timeout": t}))
+                .map(|c| c.review_timeout)
+        };
+        assert_eq!(ok("30d").ok(), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(ok("720h").ok(), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(ok("999999s").ok(), Some(Duration::from_secs(999_999)));
         let short = ApplyConfig::from_job(&json!({"user_id": "a", "review_timeout": "3s"}));
         assert_eq!(short.expect("valid").review_timeout, Duration::from_secs(3));
     }
