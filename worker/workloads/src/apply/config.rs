@@ -95,7 +95,12 @@ impl ApplyConfig {
         };
         let max_postings = match object.get("max_postings") {
             None | Some(Value::Null) => DEFAULT_MAX_POSTINGS,
-            Some(v) => match v.as_u64() {
+            // JSON has one number type: `3.0` is the integer 3, as the schema's `integer` says.
+            Some(v) => match v.as_u64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            }) {
                 Some(n) if (1..=MAX_POSTINGS as u64).contains(&n) => n as usize,
                 _ => {
                     return Err(invalid(
@@ -247,6 +252,12 @@ mod tests {
         assert_eq!(ok("30d").ok(), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(ok("720h").ok(), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(ok("999999s").ok(), Some(Duration::from_secs(999_999)));
+        let whole = ApplyConfig::from_job(&json!({"user_id": "a", "max_postings": 146.0}));
+        assert_eq!(whole.expect("3.0 is an integer").max_postings, 146);
+        assert_eq!(
+            field(json!({"user_id": "a", "max_postings": 1.5})),
+            "config.max_postings"
+        );
         let short = ApplyConfig::from_job(&json!({"user_id": "a", "review_timeout": "3s"}));
         assert_eq!(short.expect("valid").review_timeout, Duration::from_secs(3));
     }
