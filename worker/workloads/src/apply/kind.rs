@@ -45,7 +45,6 @@ use super::score::{Band, Criteria, Scored, Scorer};
 use super::tier1::{self, Applicant, Blocker, Submitted};
 use crate::campaign::personalise::Llm;
 use crate::services::browser::{Browsers, Session};
-use crate::services::{Auth, Service};
 use crate::Settings;
 
 pub const NAME: &str = "apply";
@@ -75,21 +74,7 @@ impl Clients {
             &settings.ashby_base_url,
             settings.api_timeout,
         )?;
-        let llm = match &settings.llm_base_url {
-            Some(base) => {
-                let auth = settings
-                    .llm_api_key
-                    .clone()
-                    .map(Auth::Bearer)
-                    .unwrap_or(Auth::None);
-                Some(Llm {
-                    service: Service::new("llm", base, auth, settings.api_timeout)
-                        .map_err(|e| format!("llm.base_url: {e}"))?,
-                    model: settings.llm_model.clone(),
-                })
-            }
-            None => None,
-        };
+        let llm = Llm::from_settings(settings)?;
         Ok(Clients {
             llm,
             boards,
@@ -727,7 +712,7 @@ async fn apply_one(ctx: &StepContext, c: &Clients, item: Value) -> Result<Value,
     }
 
     if let Some(reason) = tier2_reason {
-        return tier2(ctx, &profile, &posting, out, reason, true).await;
+        return tier2(ctx, &profile, &posting, out, reason, Some(&user)).await;
     }
     let resume = resume.ok_or_else(|| permanent("the résumé went missing"))?;
     let attempt = tier1_attempt(ctx, c, &profile, &user, &posting, &resume).await;
@@ -745,7 +730,15 @@ async fn apply_one(ctx: &StepContext, c: &Clients, item: Value) -> Result<Value,
                     to_value(&out)
                 }
                 Tier1::Blocked(blocker) => {
-                    tier2(ctx, &profile, &posting, out, blocker.to_string(), true).await
+                    tier2(
+                        ctx,
+                        &profile,
+                        &posting,
+                        out,
+                        blocker.to_string(),
+                        Some(&user),
+                    )
+                    .await
                 }
                 Tier1::Refused(message) => {
                     settle(ctx, &user, &posting.id, Outcome::Failed).await?;
@@ -1020,7 +1013,7 @@ async fn tier2(
     posting: &Posting,
     mut out: Applied,
     reason: String,
-    recorded: bool,
+    recorded_for: Option<&str>,
 ) -> Result<Value, JobError> {
     let name = format!("cover-letter-{}.txt", artifact_safe(&posting.id));
     ctx.artifact(
@@ -1029,10 +1022,7 @@ async fn tier2(
         cover_letter(profile, posting).into_bytes(),
     )
     .await?;
-    if recorded {
-        let user = &ApplyConfig::from_job(ctx.config())
-            .map_err(|e| permanent(e.message))?
-            .user_id;
+    if let Some(user) = recorded_for {
         settle(ctx, user, &posting.id, Outcome::Manual).await?;
     }
     out.tier = 2;

@@ -44,7 +44,7 @@ use drover_worker::JobError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::services::{Auth, Limiter, Message, Outcome, Service, Transport};
+use crate::services::{Limiter, Message, Outcome, Transport};
 use crate::{Settings, TransportKind};
 use github::{Found, Github, Repo};
 use personalise::Llm;
@@ -83,21 +83,7 @@ impl Clients {
             settings.rate_limit_share,
         )
         .map_err(|e| format!("github.base_url: {e}"))?;
-        let llm = match &settings.llm_base_url {
-            Some(base) => {
-                let auth = settings
-                    .llm_api_key
-                    .clone()
-                    .map(Auth::Bearer)
-                    .unwrap_or(Auth::None);
-                Some(Llm {
-                    service: Service::new("llm", base, auth, settings.api_timeout)
-                        .map_err(|e| format!("llm.base_url: {e}"))?,
-                    model: settings.llm_model.clone(),
-                })
-            }
-            None => None,
-        };
+        let llm = Llm::from_settings(settings)?;
         let transport = match settings.mail_transport {
             TransportKind::None => None,
             TransportKind::Smtp => {

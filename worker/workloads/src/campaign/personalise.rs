@@ -16,6 +16,25 @@ pub struct Llm {
     pub model: String,
 }
 
+impl Llm {
+    /// The LLM of `llm.base_url` (with `llm.api_key` and `llm.model`); `None` without one.
+    pub fn from_settings(settings: &crate::Settings) -> Result<Option<Llm>, String> {
+        let Some(base) = &settings.llm_base_url else {
+            return Ok(None);
+        };
+        let auth = settings
+            .llm_api_key
+            .clone()
+            .map(crate::services::Auth::Bearer)
+            .unwrap_or(crate::services::Auth::None);
+        Ok(Some(Llm {
+            service: Service::new("llm", base, auth, settings.api_timeout)
+                .map_err(|e| format!("llm.base_url: {e}"))?,
+            model: settings.llm_model.clone(),
+        }))
+    }
+}
+
 /// A lead's message.
 pub struct Written {
     pub subject: String,
